@@ -1,0 +1,113 @@
+"""Keras models from specs: whole networks (for training and whole-model latency) and single-op
+microbenchmarks.  Imports TensorFlow/Keras, so only commands that build models import it.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers as kl
+
+from latprof.arch import SKIP_NONE, Architecture
+from latprof.errors import LatprofError
+from latprof.network import HEAD, STEM, LayerSpec, Network
+from latprof.ops import OpSpec
+
+_ACTIVATIONS = {"NONE": None, "RELU": "relu", "RELU6": "relu6"}
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, relu: bool, depthwise: bool = False):
+    if depthwise:
+        x = kl.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False)(x)
+    else:
+        x = kl.Conv2D(filters, kernel, stride, padding="same", use_bias=False)(x)
+    x = kl.BatchNormalization(momentum=0.99, epsilon=1e-3)(x)
+    return kl.ReLU()(x) if relu else x
+
+
+def _layer(x, layer: LayerSpec):
+    """One layer, following the MnasNet reference: conv-BN-ReLU pieces, SE, linear projection."""
+    if layer.kind == STEM:
+        return _conv_bn(x, layer.out_ch, layer.kernel, layer.stride, relu=True)
+    if layer.kind == HEAD:
+        x = _conv_bn(x, layer.out_ch, 1, 1, relu=True)
+        x = kl.GlobalAveragePooling2D()(x)
+        x = kl.Dropout(0.2)(x)
+        return kl.Dense(layer.classes, activation="softmax")(x)
+    inputs = x
+    if layer.regular_conv:
+        x = _conv_bn(x, layer.mid_ch, layer.kernel, layer.stride, relu=True)
+    else:
+        if layer.expand != 1:
+            x = _conv_bn(x, layer.mid_ch, 1, 1, relu=True)
+        x = _conv_bn(x, layer.mid_ch, layer.kernel, layer.stride, relu=True, depthwise=True)
+    if layer.se_ch:
+        s = kl.GlobalAveragePooling2D(keepdims=True)(x)
+        s = kl.Conv2D(layer.se_ch, 1, activation="relu")(s)
+        s = kl.Conv2D(layer.mid_ch, 1, activation="sigmoid")(s)
+        x = kl.Multiply()([x, s])
+    if not layer.regular_conv:
+        x = _conv_bn(x, layer.out_ch, 1, 1, relu=False)
+    if layer.shortcut == SKIP_NONE:
+        return x
+    if layer.shortcut == "pool":
+        window = layer.stride if layer.stride > 1 else 3
+        inputs = kl.AveragePooling2D(window, layer.stride, padding="same")(inputs)
+    return kl.Add()([x, inputs])
+
+
+def build_model(arch: Architecture, resolution: int | None = None) -> keras.Model:
+    """The Keras model of an architecture, batch 1 at ``resolution`` (default: the arch's own)."""
+    size = resolution or arch.resolution
+    inputs = keras.Input((size, size, 3), batch_size=1)
+    x = inputs
+    for layer in Network(arch).layers:
+        x = _layer(x, layer)
+    return keras.Model(inputs, x, name=(arch.name or "latprof_net").replace("-", "_"))
+
+
+def build_op_model(spec: OpSpec) -> keras.Model:
+    """A model that converts to exactly one TFLite op: ``spec``.  Raises for kinds it cannot make."""
+    if spec.const_inputs:
+        raise LatprofError(f"no microbenchmark generator for {spec.key} (constant operand)")
+    inputs = [keras.Input(shape, batch_size=1) for shape in spec.inputs]
+    x = inputs[0]
+    act = _ACTIVATIONS.get(spec.activation, "unsupported")
+    padding = spec.padding.lower() or "valid"
+    op = spec.op
+    if act == "unsupported":
+        raise LatprofError(f"no microbenchmark generator for {spec.key} (activation {spec.activation})")
+    if op == "CONV_2D":
+        y = kl.Conv2D(spec.output[-1], spec.kernel, spec.stride, padding=padding, activation=act)(x)
+    elif op == "DEPTHWISE_CONV_2D":
+        y = kl.DepthwiseConv2D(spec.kernel, spec.stride, padding=padding,
+                               depth_multiplier=spec.output[-1] // spec.inputs[0][-1], activation=act)(x)
+    elif op == "FULLY_CONNECTED":
+        y = kl.Dense(spec.output[-1], activation=act)(x)
+    elif op == "MEAN":
+        y = kl.GlobalAveragePooling2D(keepdims=len(spec.output) == 3)(x)
+    elif op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        pool = kl.AveragePooling2D if op == "AVERAGE_POOL_2D" else kl.MaxPooling2D
+        y = pool(spec.kernel, spec.stride, padding=padding)(x)
+    elif op in ("ADD", "MUL") and len(inputs) == 2:
+        y = (kl.Add() if op == "ADD" else kl.Multiply())(inputs)
+        y = kl.Activation(act)(y) if act else y
+    elif op == "LOGISTIC":
+        y = kl.Activation("sigmoid")(x)
+    elif op == "SOFTMAX":
+        y = kl.Softmax()(x)
+    elif op == "RELU":
+        y = kl.ReLU()(x)
+    elif op == "RELU6":
+        y = kl.ReLU(max_value=6.0)(x)
+    elif op == "HARD_SWISH":
+        y = kl.Activation("hard_swish")(x)
+    elif op == "PAD" and len(spec.output) == 3:
+        (dh, dw) = (spec.output[0] - spec.inputs[0][0], spec.output[1] - spec.inputs[0][1])
+        y = kl.ZeroPadding2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))(x)
+    elif op == "RESHAPE":
+        y = kl.Reshape(spec.output)(x)
+    elif op == "CONCATENATION":
+        y = kl.Concatenate()(inputs)
+    else:
+        raise LatprofError(f"no microbenchmark generator for op {op} ({spec.key})")
+    return keras.Model(inputs, y)

@@ -1,0 +1,261 @@
+"""The ``latprof`` command: a thin layer over the library, one verb per step of the workflow.
+
+Heavy imports (TensorFlow, LiteRT, pandas) happen inside the commands that need them, so
+``latprof --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from latprof.errors import LatprofError
+
+
+class _Group(click.Group):
+    """Turns expected failures into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LatprofError as exc:
+            click.echo(f"latprof: error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("latprof: interrupted; finished measurements are saved, re-run the same command to resume",
+                       err=True)
+            ctx.exit(130)
+
+
+def _emit(data, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=1) if as_json else text)
+
+
+def _progress():
+    """A progress callback (stage, done, total) drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="model", file=sys.stderr, leave=False)
+        bar.n = min(done, total)
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _device(name: str, threads: int, delegate: str, dtype: str):
+    from latprof.devices import MeasureSettings, get_device
+
+    return get_device(name, MeasureSettings(threads=threads, delegate=delegate, dtype=dtype))
+
+
+def _cache():
+    from latprof.convert import ModelCache, default_cache_dir
+
+    return ModelCache(default_cache_dir())
+
+
+_device_options = [
+    click.option("--device", default="host", show_default=True, help="Where to measure: 'host' is this CPU."),
+    click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Interpreter threads."),
+    click.option("--delegate", default="xnnpack", show_default=True, type=click.Choice(["xnnpack", "none"]),
+                 help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels."),
+    click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "int8"]),
+                 help="Microbenchmarks in fp32 or int8 (post-training quantized)."),
+]
+
+
+def device_options(command):
+    for option in reversed(_device_options):
+        command = option(command)
+    return command
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="latprof")
+def main() -> None:
+    """Latency of neural networks on your device, per op and end to end, for platform-aware NAS.
+
+    Workflow: profile -> lut build -> predict / validate.
+    """
+
+
+@main.command()
+@device_options
+@click.option("--space", "space_name", default="mnasnet", show_default=True, help="Search space to sample.")
+@click.option("--sample", type=click.IntRange(1), help="Profile the ops of N sampled architectures.")
+@click.option("--seed", default=0, show_default=True, help="Seed of --sample (validate uses the same draws).")
+@click.option("--all", "whole_space", is_flag=True, help="Profile every op the search space can produce.")
+@click.option("--models", multiple=True, type=click.Path(dir_okay=False),
+              help="Profile the ops of these .tflite files (repeatable).")
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder; re-running into it resumes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def profile(device, threads, delegate, dtype, space_name, sample, seed, whole_space, models, run_dir, as_json):
+    """Measure per-op microbenchmarks on a device into RUN_DIR (resumable)."""
+    from latprof.network import Network
+    from latprof.profiling import profile as run_profile
+    from latprof.space import get_space
+    from latprof.tflite_file import decompose
+
+    if not (sample or whole_space or models):
+        raise LatprofError("say what to profile: --sample N, --all or --models FILE.tflite")
+    space = get_space(space_name)
+    specs = []
+    if whole_space:
+        specs += sorted(space.unique_ops())
+    elif sample:
+        specs += [op for arch in space.sample_many(sample, seed) for op in Network(arch).ops]
+    for model in models:
+        specs += list(decompose(model).ops)
+    request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "models": list(models)}
+    summary = run_profile(specs, _device(device, threads, delegate, dtype), run_dir, _cache(), request, _progress())
+    lines = [f"profiled {summary.requested} op specs into {summary.run_dir}: {summary.measured_now} measured now, "
+             f"{summary.already_measured} already there ({summary.seconds} s)"]
+    if summary.unsupported:
+        lines.append(f"{len(summary.unsupported)} ops have no microbenchmark generator and were not measured:")
+        lines += [f"  {key}" for key in summary.unsupported]
+    _emit(summary.to_dict(), as_json, "\n".join(lines))
+
+
+@main.group()
+def lut() -> None:
+    """Build and inspect latency lookup tables."""
+
+
+@lut.command("build")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="LUT file to write.")
+@click.option("--allow-mixed", is_flag=True, help="Merge runs whose provenance differs (recorded in the LUT).")
+@click.option("--json", "as_json", is_flag=True)
+def lut_build(run_dirs, output, allow_mixed, as_json):
+    """Merge profiling runs into a LUT; refuses runs of different provenance unless told."""
+    from latprof.lut import build_lut
+
+    table = build_lut(list(run_dirs), allow_mixed=allow_mixed)
+    table.save(output)
+    data = {"lut": output, "ops": len(table), "overhead_us": table.overhead_us, "provenance": table.provenance.to_dict()}
+    _emit(data, as_json, f"wrote {output}: {len(table)} ops, invoke overhead {table.overhead_us:.2f} us, "
+                         f"{table.provenance.device} / {table.provenance.hardware}, {table.provenance.threads} thread(s), "
+                         f"{table.provenance.delegate}, {table.provenance.dtype}")
+
+
+@lut.command("show")
+@click.argument("lut_file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def lut_show(lut_file, as_json):
+    """Print a LUT's provenance and a summary of its table."""
+    from latprof.lut import LUT
+
+    table = LUT.load(lut_file)
+    by_op = table.table.groupby("op")["latency_us"].agg(["count", "median"]).round(2)
+    data = {"provenance": table.provenance.to_dict(), "ops": len(table), "overhead_us": table.overhead_us,
+            "sources": table.sources, "by_op": by_op.to_dict(orient="index")}
+    text = "\n".join([f"{k}: {v}" for k, v in table.provenance.to_dict().items()] +
+                     [f"ops: {len(table)}, overhead: {table.overhead_us:.2f} us", by_op.to_string()])
+    _emit(data, as_json, text)
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--lut", "lut_file", required=True, type=click.Path(dir_okay=False), help="LUT to look ops up in.")
+@click.option("--breakdown", is_flag=True, help="Include per-op latencies.")
+@click.option("--json", "as_json", is_flag=True)
+def predict(targets, lut_file, breakdown, as_json):
+    """Predict the latency of architectures (block strings or names) or .tflite files."""
+    from latprof.lut import LUT
+    from latprof.predict import predict as run_predict
+
+    table = LUT.load(lut_file)
+    results = [run_predict(target, table) for target in targets]
+    lines = []
+    for r in results:
+        if r.latency_ms is None:
+            lines.append(f"{r.target}: incomplete, {len(r.missing)} of {r.ops} ops are not in the LUT "
+                         f"(known part {r.known_ms:.3f} ms); profile them with 'latprof profile'")
+            lines += [f"  missing {key}" for key in r.missing]
+        else:
+            lines.append(f"{r.target}: {r.latency_ms:.3f} ms ({r.ops} ops)")
+        if breakdown:
+            lines += [f"  {row['latency_us'] if row['latency_us'] is not None else 'missing':>10} us  {row['key']}"
+                      for row in r.breakdown]
+    _emit([r.to_dict(breakdown) for r in results], as_json, "\n".join(lines))
+    if any(r.latency_ms is None for r in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@device_options
+@click.option("--json", "as_json", is_flag=True)
+def measure(models, device, threads, delegate, dtype, as_json):
+    """Measure whole .tflite models end to end."""
+    target = _device(device, threads, delegate, dtype)
+    timings = target.measure_many(list(models))
+    rows = [{"model": m, "latency_ms": round(t.latency_us / 1000, 4), "median_ms": round(t.median_us / 1000, 4),
+             "p5_ms": round(t.p5_us / 1000, 4), "p95_ms": round(t.p95_us / 1000, 4), "runs": t.runs}
+            for m, t in zip(models, timings)]
+    text = "\n".join(f"{r['model']}: {r['latency_ms']:.3f} ms (all runs: median {r['median_ms']:.3f}, "
+                     f"p5 {r['p5_ms']:.3f}, p95 {r['p95_ms']:.3f}, {r['runs']} runs)" for r in rows)
+    _emit({"provenance": target.provenance().to_dict(), "models": rows}, as_json, text)
+
+
+@main.command()
+@click.option("--lut", "lut_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--random", "count", required=True, type=click.IntRange(1), help="Number of sampled architectures.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--device", default="host", show_default=True)
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def validate(lut_file, count, seed, space_name, device, out_dir, as_json):
+    """Measure sampled architectures end to end and compare with the LUT's predictions."""
+    from latprof.lut import LUT
+    from latprof.space import get_space
+    from latprof.validate import validate as run_validate
+
+    table = LUT.load(lut_file)
+    p = table.provenance
+    result = run_validate(get_space(space_name).sample_many(count, seed), table,
+                          _device(device, p.threads, p.delegate, p.dtype), out_dir, _cache(), _progress())
+    _emit(result.to_dict(), as_json, _validation_text(result))
+
+
+def _validation_text(result) -> str:
+    lines = []
+    if len(result.table):
+        lines.append(result.table.drop(columns=["target"]).to_string(index=False))
+        m = result.metrics
+        lines += ["", f"{m['models']} models: MAPE {m['mape_pct']}%, within ±5%: {m['within_5_pct']}%, "
+                      f"within ±10%: {m['within_10_pct']}%, Spearman {m['spearman']}",
+                  f"plot: {result.plot}"]
+    if result.incomplete:
+        lines.append(f"{len(result.incomplete)} architectures skipped: ops missing from the LUT "
+                     "(profile them with 'latprof profile --sample N --seed S' using the same seed)")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("-o", "--output", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--sample", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=1, show_default=True)
+def demo(out_dir, sample, seed):
+    """The whole host workflow in one go: profile, build a LUT, predict, validate."""
+    from latprof.demo import run_demo
+
+    run_demo(Path(out_dir), sample, seed, _cache(), _progress(), click.echo)
+
+
+if __name__ == "__main__":
+    main()

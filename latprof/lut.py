@@ -1,0 +1,106 @@
+"""The latency lookup table: per-op latencies of one device configuration, with provenance.
+
+On disk a LUT is one JSON document (format described in ``lut/FORMAT.md``): the provenance all
+its rows share, the per-invoke overhead, the run folders it came from, and the table.  In memory
+the table is a pandas DataFrame indexed by op key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from latprof.errors import LatprofError
+from latprof.measurement import Provenance
+from latprof.ops import OpSpec
+from latprof.profiling import OVERHEAD_SPEC, read_run
+
+FORMAT, VERSION = "latprof-lut", 1
+COLUMNS = ["key", "op", "latency_us", "median_us", "p5_us", "p95_us", "runs"]
+
+
+@dataclass
+class LUT:
+    provenance: Provenance
+    table: pd.DataFrame
+    overhead_us: float
+    sources: list[str] = field(default_factory=list)
+    mixed: list[str] = field(default_factory=list)
+
+    def op_latency_us(self, spec: OpSpec) -> float | None:
+        """Latency an op adds inside a model: its microbenchmark's time less the invoke overhead
+        that a whole model pays only once.  None when the table lacks the op."""
+        if spec.key not in self.table.index:
+            return None
+        return max(0.0, float(self.table.at[spec.key, "latency_us"]) - self.overhead_us)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = self.table.reset_index()[COLUMNS].values.tolist()
+        document = {"format": FORMAT, "version": VERSION, "provenance": self.provenance.to_dict(),
+                    "overhead_us": self.overhead_us, "sources": self.sources, "mixed_provenance": self.mixed,
+                    "columns": COLUMNS, "rows": rows}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(document, indent=0))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LUT":
+        path = Path(path)
+        if not path.is_file():
+            raise LatprofError(f"{path}: no such LUT; build one with 'latprof lut build RUN_DIR -o {path}'")
+        try:
+            document = json.loads(path.read_text())
+            if document.get("format") != FORMAT:
+                raise ValueError(f"format is {document.get('format')!r}, not {FORMAT!r}")
+            if document.get("version") != VERSION:
+                raise ValueError(f"version {document.get('version')} is not {VERSION}")
+            table = pd.DataFrame(document["rows"], columns=document["columns"]).set_index("key")
+            if not {"latency_us", "op"} <= set(table.columns) or table["latency_us"].isna().any() \
+                    or (table["latency_us"] <= 0).any():
+                raise ValueError("rows lack a positive latency_us")
+            return cls(Provenance.from_dict(document["provenance"]), table, float(document["overhead_us"]),
+                       list(document.get("sources", [])), list(document.get("mixed_provenance", [])))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LatprofError(f"{path}: corrupt or foreign LUT ({exc}); rebuild it with 'latprof lut build'") from None
+
+
+def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
+    """Merge run folders into one LUT; refuses runs whose provenance differs unless told.
+
+    An op measured in several runs gets the median of its latencies; so does the overhead.
+    """
+    if not run_dirs:
+        raise LatprofError("no run folders given")
+    provenance, frames, mixed = None, [], []
+    for run_dir in run_dirs:
+        run, records = read_run(run_dir)
+        current = Provenance.from_dict(run["provenance"])
+        if provenance is None:
+            provenance = current
+        elif current != provenance:
+            differences = "; ".join(provenance.differences(current))
+            if not allow_mixed:
+                raise LatprofError(f"{run_dir} was measured with other provenance than {run_dirs[0]} "
+                                   f"({differences}); build separate LUTs, or pass --allow-mixed")
+            mixed.append(f"{run_dir}: {differences}")
+        if records:
+            frames.append(pd.DataFrame(records))
+    if not frames:
+        raise LatprofError(f"no measurements in {', '.join(map(str, run_dirs))}; run 'latprof profile' first")
+    data = pd.concat(frames, ignore_index=True)
+    overhead = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
+    if overhead.empty:
+        raise LatprofError("the runs hold no overhead measurement; re-run 'latprof profile' on them")
+    table = data.groupby("key").agg(op=("op", "first"), latency_us=("latency_us", "median"),
+                                    median_us=("median_us", "median"), p5_us=("p5_us", "min"),
+                                    p95_us=("p95_us", "max"), runs=("runs", "sum"))
+    return LUT(provenance, table, float(overhead.median()), [str(Path(d)) for d in run_dirs], mixed)

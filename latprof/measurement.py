@@ -1,0 +1,68 @@
+"""What a measurement is: timing statistics plus the provenance that makes them comparable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from latprof.errors import LatprofError
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Everything that changes a latency besides the model itself.
+
+    Two measurements may be compared or merged only when every field except ``details`` agrees;
+    ``details`` records the rest (host name, governor, converter version, ...) for the reader.
+    """
+
+    device: str
+    hardware: str
+    runtime: str
+    binary_sha256: str
+    threads: int
+    delegate: str
+    dtype: str
+    method: str
+    details: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Provenance":
+        names = {f.name for f in fields(cls)}
+        missing = names - set(data) - {"details"}
+        if missing:
+            raise LatprofError(f"provenance lacks {sorted(missing)}: the data predates this format; re-measure")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def differences(self, other: "Provenance") -> list[str]:
+        """Human-readable list of the fields that make ``other`` incomparable with this one."""
+        return [f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"
+                for f in fields(self) if f.compare and getattr(self, f.name) != getattr(other, f.name)]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Robust statistics of one model's latency, in microseconds."""
+
+    latency_us: float
+    median_us: float
+    p5_us: float
+    p95_us: float
+    runs: int
+
+    @classmethod
+    def from_bursts(cls, burst_medians_us, samples_us, quantile: float) -> "Timing":
+        """``latency_us`` is the ``quantile`` of the burst medians (the uncontended latency);
+        median and p5/p95 describe all single invocations, contention included."""
+        bursts, values = np.asarray(burst_medians_us, dtype=float), np.asarray(samples_us, dtype=float)
+        if values.size == 0 or not np.all(np.isfinite(values)) or values.min() <= 0:
+            raise LatprofError("no valid timing samples (empty, zero or non-finite): refusing to record")
+        p5, med, p95 = np.percentile(values, [5, 50, 95])
+        return cls(float(np.quantile(bursts, quantile)), float(med), float(p5), float(p95), int(values.size))
+
+    def to_dict(self) -> dict:
+        return asdict(self)

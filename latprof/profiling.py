@@ -1,0 +1,131 @@
+"""Profiling runs: measure op specs on a device into a run folder that survives interruption.
+
+A run folder holds ``run.json`` (provenance and what was asked for) and ``measurements.jsonl``
+(one line per measured op, appended and flushed as soon as a chunk of ops is timed).  Running
+the same command again measures only what is missing; a folder measured with other provenance
+is refused, so one folder never mixes devices, runtimes, threads or dtypes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from latprof.convert import ModelCache, ensure_models
+from latprof.errors import LatprofError
+from latprof.measurement import Provenance, Timing
+from latprof.ops import OpSpec
+
+RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
+# Timed with every run: its latency is the fixed cost of one invoke, which every single-op
+# microbenchmark pays once and a whole model pays once in all.
+OVERHEAD_SPEC = OpSpec("ADD", ((4, 4, 8), (4, 4, 8)), (4, 4, 8))
+CHUNK = 128
+
+
+@dataclass
+class ProfileSummary:
+    run_dir: str
+    requested: int
+    measured_now: int
+    already_measured: int
+    unsupported: dict[str, str]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    """The run description and its measurement records; clear errors for a foreign folder."""
+    run_dir = Path(run_dir)
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise LatprofError(f"{run_dir}: not a latprof run folder (no {RUN_FILE}); make one with 'latprof profile -o'")
+    try:
+        run = json.loads(run_file.read_text())
+        Provenance.from_dict(run["provenance"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LatprofError(f"{run_file}: corrupt run description ({exc}); re-run 'latprof profile' into a new folder") from None
+    records = []
+    path = run_dir / MEASUREMENTS_FILE
+    if path.is_file():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                # A run killed mid-write leaves at most a torn last line: that op is re-measured.
+                if number != len(path.read_text().splitlines()):
+                    raise LatprofError(f"{path}:{number}: corrupt measurement line; remove it and re-run") from None
+    return run, records
+
+
+def _open_run(run_dir: Path, provenance: Provenance) -> set[str]:
+    """Create or re-open a run folder; returns the keys already measured there."""
+    if (run_dir / RUN_FILE).is_file():
+        run, records = read_run(run_dir)
+        old = Provenance.from_dict(run["provenance"])
+        if old != provenance:
+            raise LatprofError(f"{run_dir} holds measurements with other provenance "
+                               f"({'; '.join(old.differences(provenance))}); profile into a new folder")
+        return {r["key"] for r in records}
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise LatprofError(f"{run_dir} exists and is not a latprof run folder; choose another -o")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / RUN_FILE, {"format": "latprof-run", "version": 1, "provenance": provenance.to_dict(),
+                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "requests": []})
+    return set()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache, request: dict | None = None,
+            progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> ProfileSummary:
+    """Measure every spec (and the invoke overhead) not yet in ``run_dir`` on ``device``."""
+    start = time.time()
+    run_dir = Path(run_dir)
+    provenance = device.provenance()
+    done = _open_run(run_dir, provenance)
+    wanted = list(dict.fromkeys([OVERHEAD_SPEC, *specs]))
+    todo = [spec for spec in wanted if spec.key not in done]
+    already = len(wanted) - len(todo)
+    if request is not None:
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        run["requests"].append({**request, "specs": len(wanted)})
+        _write_json(run_dir / RUN_FILE, run)
+
+    converted = [0]
+
+    def conversion_progress(n: int) -> None:
+        converted[0] += n
+        progress("convert", converted[0], len(todo))
+
+    unsupported = ensure_models(todo, provenance.dtype, cache, progress=conversion_progress)
+    todo = [spec for spec in todo if spec not in unsupported]
+    measured = 0
+    with open(run_dir / MEASUREMENTS_FILE, "a") as out:
+        for first in range(0, len(todo), CHUNK):
+            chunk = todo[first:first + CHUNK]
+            timings = device.measure_many([cache.path(spec, provenance.dtype) for spec in chunk])
+            for spec, timing in zip(chunk, timings):
+                out.write(json.dumps(_record(spec, timing)) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+            measured += len(chunk)
+            progress("measure", measured, len(todo))
+    return ProfileSummary(str(run_dir), len(wanted), measured, already,
+                          {spec.key: reason for spec, reason in unsupported.items()}, round(time.time() - start, 1))
+
+
+def _record(spec: OpSpec, timing: Timing) -> dict:
+    return {"key": spec.key, "op": spec.op, **timing.to_dict(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -1,0 +1,129 @@
+"""Checking predictions against measured end-to-end latency: table, metrics and a scatter plot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from latprof.arch import Architecture
+from latprof.convert import ModelCache, ensure_architectures
+from latprof.errors import LatprofError
+from latprof.lut import LUT
+from latprof.measurement import Provenance
+from latprof.network import Network
+from latprof.predict import predict_ops
+
+MEASURED_FILE = "measured.jsonl"
+
+
+def check_compatible(lut: LUT, provenance: Provenance) -> None:
+    """A LUT predicts only the configuration it was measured with."""
+    if lut.provenance != provenance:
+        raise LatprofError("the LUT was measured with other provenance than this device "
+                           f"({'; '.join(lut.provenance.differences(provenance))}); profile this device")
+
+
+def metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
+    """MAPE, share within +-5% and +-10%, and Spearman rank correlation."""
+    error = np.abs(predicted - measured) / measured
+    ranks = pd.DataFrame({"p": predicted, "m": measured}).rank()
+    return {"models": int(len(measured)), "mape_pct": round(float(100 * error.mean()), 2),
+            "within_5_pct": round(float(100 * (error <= 0.05).mean()), 1),
+            "within_10_pct": round(float(100 * (error <= 0.10).mean()), 1),
+            "spearman": round(float(ranks["p"].corr(ranks["m"])), 4) if len(measured) > 1 else float("nan")}
+
+
+@dataclass
+class Validation:
+    table: pd.DataFrame
+    metrics: dict
+    incomplete: list[str]
+    plot: str
+
+    def to_dict(self) -> dict:
+        return {"metrics": self.metrics, "incomplete": self.incomplete, "plot": self.plot,
+                "models": self.table.to_dict(orient="records")}
+
+
+def _measured(out_dir: Path) -> dict[str, dict]:
+    path = out_dir / MEASURED_FILE
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
+    return {row["target"]: row for row in rows}
+
+
+def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, cache: ModelCache,
+             progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> Validation:
+    """Predict, build, convert and measure each architecture; compare.  Resumable: models already
+    measured into ``out_dir`` are not measured again."""
+    provenance = device.provenance()
+    check_compatible(lut, provenance)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = {a.to_string(): predict_ops(a.to_string(), list(Network(a).ops), lut) for a in archs}
+    incomplete = [t for t, p in predictions.items() if p.latency_ms is None]
+    complete = [a for a in archs if predictions[a.to_string()].latency_ms is not None]
+    done = _measured(out_dir)
+    todo = [a for a in complete if a.to_string() not in done]
+    counter = [0]
+
+    def converted(n: int) -> None:
+        counter[0] += n
+        progress("convert", counter[0], len(todo))
+
+    paths = ensure_architectures(todo, provenance.dtype, cache, progress=converted)
+    if todo:
+        timings = device.measure_many([paths[a.to_string()] for a in todo],
+                                      progress=lambda n: progress("measure", n, len(todo)))
+        with open(out_dir / MEASURED_FILE, "a") as handle:
+            for arch, timing in zip(todo, timings):
+                row = {"target": arch.to_string(), **timing.to_dict()}
+                handle.write(json.dumps(row) + "\n")
+                done[row["target"]] = row
+    rows = [{"target": a.to_string(), "predicted_ms": predictions[a.to_string()].latency_ms,
+             "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4), "macs_m": round(Network(a).macs / 1e6, 1)}
+            for a in complete]
+    table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m"])
+    table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)
+    result = metrics(table["predicted_ms"].to_numpy(), table["measured_ms"].to_numpy()) if len(table) else {}
+    table.to_csv(out_dir / "validation.csv", index=False)
+    plot = str(out_dir / "predicted_vs_measured.png")
+    if len(table):
+        _plot(table, result, lut, Path(plot))
+    validation = Validation(table, result, incomplete, plot)
+    (out_dir / "summary.json").write_text(json.dumps({k: v for k, v in validation.to_dict().items() if k != "models"},
+                                                     indent=1))
+    return validation
+
+
+def _plot(table: pd.DataFrame, result: dict, lut: LUT, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    top = 1.1 * float(max(table["predicted_ms"].max(), table["measured_ms"].max()))
+    line = np.array([0, top])
+    ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.12, label="±10%")
+    ax.fill_between(line, 0.95 * line, 1.05 * line, color="tab:green", alpha=0.2, label="±5%")
+    ax.plot(line, line, color="black", linewidth=0.8)
+    ax.scatter(table["measured_ms"], table["predicted_ms"], s=14, color="tab:blue", zorder=3)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    p = lut.provenance
+    ax.set_title(f"{p.device}, {p.threads} thread(s), {p.delegate}, {p.dtype}\n"
+                 f"MAPE {result['mape_pct']}%, ±5%: {result['within_5_pct']}%, ±10%: {result['within_10_pct']}%, "
+                 f"Spearman {result['spearman']}", fontsize=9)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
