@@ -18,6 +18,24 @@ from latprof.errors import LatprofError
 class _Group(click.Group):
     """Turns expected failures into one line on stderr and a non-zero exit, never a traceback."""
 
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = 0
+        except click.UsageError as exc:  # one line instead of click's usage block
+            command = exc.ctx.command_path if exc.ctx else "latprof"
+            click.echo(f"latprof: error: {exc.format_message()} (see '{command} --help')", err=True)
+            code = 2
+        except click.ClickException as exc:
+            click.echo(f"latprof: error: {exc.format_message()}", err=True)
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("latprof: aborted", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -202,7 +220,7 @@ def predict(targets, lut_file, breakdown, as_json):
 def measure(models, device, threads, delegate, dtype, as_json):
     """Measure whole .tflite models end to end."""
     target = _device(device, threads, delegate, dtype)
-    timings = target.measure_many(list(models))
+    timings = target.measure_models(list(models))
     rows = [{"model": m, "latency_ms": round(t.latency_us / 1000, 4), "median_ms": round(t.median_us / 1000, 4),
              "p5_ms": round(t.p5_us / 1000, 4), "p95_ms": round(t.p95_us / 1000, 4), "runs": t.runs}
             for m, t in zip(models, timings)]

@@ -7,9 +7,7 @@ converted by a pool of worker processes, each paying TensorFlow's import once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from latprof.errors import LatprofError
+from latprof.native import quiet_native_output
 from latprof.ops import OpSpec
 
 GENERATOR_VERSION = "1"
@@ -28,22 +27,6 @@ DTYPES = ("float32", "int8")
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("LATPROF_CACHE", Path.home() / ".cache" / "latprof")) / "models"
-
-
-@contextlib.contextmanager
-def quiet_native_output():
-    """Silence what TensorFlow's converter prints (Python prints and C++ logs on fd 1 and 2)."""
-    saved = [os.dup(1), os.dup(2)]
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(io.StringIO()):
-        try:
-            os.dup2(devnull.fileno(), 1)
-            os.dup2(devnull.fileno(), 2)
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
 
 
 def convert_keras(model, dtype: str = "float32") -> bytes:
@@ -128,7 +111,8 @@ def _model_bytes(item: str, kind: str, dtype: str) -> bytes:
 
 def _convert_items(items: list[str], kind: str, dtype: str, root: str) -> list[tuple[str, str]]:
     """Worker: convert items into the cache, returning (item, error or "") for each."""
-    import keras
+    with quiet_native_output():  # TensorFlow's import logs CUDA probing to fd 2
+        import keras
 
     cache, results = ModelCache(Path(root)), []
     for item in items:

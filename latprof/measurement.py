@@ -55,14 +55,14 @@ class Timing:
     runs: int
 
     @classmethod
-    def from_bursts(cls, burst_medians_us, samples_us, quantile: float) -> "Timing":
-        """``latency_us`` is the ``quantile`` of the burst medians (the uncontended latency);
-        median and p5/p95 describe all single invocations, contention included."""
-        bursts, values = np.asarray(burst_medians_us, dtype=float), np.asarray(samples_us, dtype=float)
+    def from_rounds(cls, round_values_us, samples_us, quantile: float) -> "Timing":
+        """``latency_us`` is the ``quantile`` of the per-round values (the latency when the core
+        is not contended); median and p5/p95 describe all invocations, contention included."""
+        rounds, values = np.asarray(round_values_us, dtype=float), np.asarray(samples_us, dtype=float)
         if values.size == 0 or not np.all(np.isfinite(values)) or values.min() <= 0:
             raise LatprofError("no valid timing samples (empty, zero or non-finite): refusing to record")
         p5, med, p95 = np.percentile(values, [5, 50, 95])
-        return cls(float(np.quantile(bursts, quantile)), float(med), float(p5), float(p95), int(values.size))
+        return cls(float(np.quantile(rounds, quantile)), float(med), float(p5), float(p95), int(values.size))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ from typing import Callable
 
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError
+from latprof.jsonl import append_jsonl, read_jsonl
 from latprof.measurement import Provenance, Timing
 from latprof.ops import OpSpec
 
@@ -49,20 +50,9 @@ def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
     try:
         run = json.loads(run_file.read_text())
         Provenance.from_dict(run["provenance"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise LatprofError(f"{run_file}: corrupt run description ({exc}); re-run 'latprof profile' into a new folder") from None
-    records = []
-    path = run_dir / MEASUREMENTS_FILE
-    if path.is_file():
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                # A run killed mid-write leaves at most a torn last line: that op is re-measured.
-                if number != len(path.read_text().splitlines()):
-                    raise LatprofError(f"{path}:{number}: corrupt measurement line; remove it and re-run") from None
+    records = read_jsonl(run_dir / MEASUREMENTS_FILE, required=("key", "latency_us"))
     return run, records
 
 
@@ -113,16 +103,12 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
     unsupported = ensure_models(todo, provenance.dtype, cache, progress=conversion_progress)
     todo = [spec for spec in todo if spec not in unsupported]
     measured = 0
-    with open(run_dir / MEASUREMENTS_FILE, "a") as out:
-        for first in range(0, len(todo), CHUNK):
-            chunk = todo[first:first + CHUNK]
-            timings = device.measure_many([cache.path(spec, provenance.dtype) for spec in chunk])
-            for spec, timing in zip(chunk, timings):
-                out.write(json.dumps(_record(spec, timing)) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-            measured += len(chunk)
-            progress("measure", measured, len(todo))
+    for first in range(0, len(todo), CHUNK):
+        chunk = todo[first:first + CHUNK]
+        timings = device.measure_ops([cache.path(spec, provenance.dtype) for spec in chunk])
+        append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(spec, timing) for spec, timing in zip(chunk, timings)])
+        measured += len(chunk)
+        progress("measure", measured, len(todo))
     return ProfileSummary(str(run_dir), len(wanted), measured, already,
                           {spec.key: reason for spec, reason in unsupported.items()}, round(time.time() - start, 1))
 

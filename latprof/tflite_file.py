@@ -12,6 +12,7 @@ from pathlib import Path
 from ai_edge_litert import schema_py_generated as schema
 
 from latprof.errors import LatprofError
+from latprof.native import quiet_native_output
 from latprof.ops import WEIGHTED, OpSpec, constants_implied
 
 _BUILTIN_NAMES = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
@@ -46,7 +47,8 @@ def verify(data: bytes, name: str) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        Interpreter(model_content=data)
+        with quiet_native_output():
+            Interpreter(model_content=data)
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LatprofError(f"{name}: corrupt or truncated TFLite model ({first}); re-export it") from None
@@ -64,6 +66,8 @@ def decompose_bytes(data: bytes, name: str) -> ModelFile:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as exc:  # the generated reader raises anything from struct.error to IndexError
         raise LatprofError(f"{name}: cannot read the TFLite flatbuffer ({exc}); re-export the model") from None
+    if not model.subgraphs or (model.subgraphs[0].operators and not model.operatorCodes):
+        raise LatprofError(f"{name}: a TFLite flatbuffer without a graph; re-export the model")
     graph = model.subgraphs[0]
     ops = []
     for operator in graph.operators:

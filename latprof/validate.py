@@ -13,6 +13,7 @@ import pandas as pd
 from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures
 from latprof.errors import LatprofError
+from latprof.jsonl import append_jsonl, read_jsonl
 from latprof.lut import LUT
 from latprof.measurement import Provenance
 from latprof.network import Network
@@ -51,11 +52,7 @@ class Validation:
 
 
 def _measured(out_dir: Path) -> dict[str, dict]:
-    path = out_dir / MEASURED_FILE
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
-    return {row["target"]: row for row in rows}
+    return {row["target"]: row for row in read_jsonl(out_dir / MEASURED_FILE, required=("target", "latency_us"))}
 
 
 def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, cache: ModelCache,
@@ -79,13 +76,11 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
 
     paths = ensure_architectures(todo, provenance.dtype, cache, progress=converted)
     if todo:
-        timings = device.measure_many([paths[a.to_string()] for a in todo],
+        timings = device.measure_models([paths[a.to_string()] for a in todo],
                                       progress=lambda n: progress("measure", n, len(todo)))
-        with open(out_dir / MEASURED_FILE, "a") as handle:
-            for arch, timing in zip(todo, timings):
-                row = {"target": arch.to_string(), **timing.to_dict()}
-                handle.write(json.dumps(row) + "\n")
-                done[row["target"]] = row
+        rows = [{"target": arch.to_string(), **timing.to_dict()} for arch, timing in zip(todo, timings)]
+        append_jsonl(out_dir / MEASURED_FILE, rows)
+        done.update((row["target"], row) for row in rows)
     rows = [{"target": a.to_string(), "predicted_ms": predictions[a.to_string()].latency_ms,
              "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4), "macs_m": round(Network(a).macs / 1e6, 1)}
             for a in complete]

@@ -20,9 +20,10 @@ import numpy as np
 
 from latprof.errors import LatprofError
 from latprof.measurement import Provenance, Timing
+from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
-METHOD = "litert-interleaved-bursts/v1"
+METHOD = "litert-interleaved/v2 (ops: first call after the chunk, models: steady bursts)"
 CHUNK = 256
 BURST_NS = 2_000_000
 
@@ -35,8 +36,8 @@ class MeasureSettings:
     delegate: str = "xnnpack"
     dtype: str = "float32"
     warmup_runs: int = 10
-    rounds: int = 20
-    quantile: float = 0.1
+    rounds: int = 25
+    quantile: float = 0.25
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.delegate not in DELEGATES:
@@ -86,74 +87,109 @@ class HostDevice:
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "quantile": s.quantile})
 
-    def _interpreter(self, model: Path):
+    def _load(self, model: Path) -> "_Loaded":
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if self.settings.delegate == "xnnpack" else \
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        from latprof.tflite_file import read_model_bytes
-
-        read_model_bytes(model)
         try:
-            interpreter = Interpreter(model_path=str(model), num_threads=self.settings.threads,
-                                      experimental_op_resolver_type=resolver)
-            interpreter.allocate_tensors()
+            with quiet_native_output():  # LiteRT announces its XNNPACK delegate on stderr
+                interpreter = Interpreter(model_path=str(model), num_threads=self.settings.threads,
+                                          experimental_op_resolver_type=resolver)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise LatprofError(f"{model}: LiteRT cannot load it ({str(exc).strip().splitlines()[0]})") from None
         rng = np.random.default_rng(0)
+        inputs = []
         for detail in interpreter.get_input_details():
             dtype = np.dtype(detail["dtype"])
             data = rng.integers(-100, 100, detail["shape"]) if dtype.kind in "iu" else \
                 rng.standard_normal(detail["shape"])
-            interpreter.set_tensor(detail["index"], data.astype(dtype))
-        return interpreter
+            inputs.append((detail["index"], data.astype(dtype)))
+        loaded = _Loaded(interpreter, inputs)
+        loaded.feed()
+        for _ in range(self.settings.warmup_runs):
+            interpreter.invoke()
+        return loaded
 
-    def measure(self, model: str | Path) -> Timing:
-        return self.measure_many([model])[0]
+    def measure_ops(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
+        """Time single-op microbenchmarks as their op runs inside a whole model.
 
-    def measure_many(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
-        """Time models interleaved: round after round, each model runs one short burst.
+        Inside a model an op runs once per inference, after the other ops: its weights, packed
+        buffers and code come from wherever the rest of the model left them, while its input was
+        just written by the op before.  So each sample is the first invocation of a model after
+        all the other models of its chunk ran, with its inputs freshly written.  Timing the same
+        op over and over instead keeps it all in cache and undershoots whole models by a third
+        on this kind of machine.
+        """
+        return self._measure(models, first_call=True, progress=progress)
+
+    def measure_models(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
+        """Time whole models end to end in steady state (back-to-back inferences), as
+        benchmark_model does."""
+        return self._measure(models, first_call=False, progress=progress)
+
+    def _measure(self, models: list[str | Path], first_call: bool, progress) -> list[Timing]:
+        """Interleave models round after round, so that every model's samples span the same time.
 
         This machine's speed drifts by tens of percent over seconds (neighbours on shared cores):
-        timing one model after another would compare models measured at different speeds.
-        Interleaving spreads every model's bursts over the same span, and a low quantile of its
-        burst medians estimates its latency when the core is not contended.
+        timing one model after another would compare models measured at different speeds.  A low
+        quantile of each model's per-round values estimates its latency when the core is not
+        contended.
         """
+        from latprof.tflite_file import read_model_bytes, verify
+
+        for model in models:  # refuse a bad file before spending time on the good ones
+            verify(read_model_bytes(model), str(model))
         previous = os.sched_getaffinity(0)
         os.sched_setaffinity(0, self.cores)
         try:
             timings: list[Timing] = []
             for start in range(0, len(models), CHUNK):
-                chunk = models[start:start + CHUNK]
-                timings += self._interleaved([self._interpreter(Path(m)) for m in chunk])
+                loaded = [self._load(Path(m)) for m in models[start:start + CHUNK]]
+                timings += self._rounds(loaded, first_call)
                 progress(len(timings))
             return timings
         finally:
             os.sched_setaffinity(0, previous)
 
-    def _interleaved(self, interpreters: list) -> list[Timing]:
+    def _rounds(self, loaded: list["_Loaded"], first_call: bool) -> list[Timing]:
         s = self.settings
         clock = time.perf_counter_ns
-        bursts = []
-        for interpreter in interpreters:  # warm up and size each model's burst to about BURST_NS
-            for _ in range(s.warmup_runs):
-                interpreter.invoke()
-            t0 = clock()
-            interpreter.invoke()
-            bursts.append(max(3, int(BURST_NS / max(1, clock() - t0))))
-        medians: list[list[float]] = [[] for _ in interpreters]
-        samples: list[list[float]] = [[] for _ in interpreters]
-        order = list(range(len(interpreters)))
+        bursts = [1 if first_call else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
+        per_round: list[list[float]] = [[] for _ in loaded]
+        samples: list[list[float]] = [[] for _ in loaded]
+        order = list(range(len(loaded)))
         rng = np.random.default_rng(0)
         for _ in range(s.rounds):
             rng.shuffle(order)
             for index in order:
-                invoke, burst = interpreters[index].invoke, []
-                invoke()  # first call after another model: caches hold the other model's data
+                model, burst = loaded[index], []
+                model.feed()
+                if not first_call:
+                    model.interpreter.invoke()  # steady state: the first call pays the previous model's traces
+                invoke = model.interpreter.invoke
                 for _ in range(bursts[index]):
                     t0 = clock()
                     invoke()
                     burst.append((clock() - t0) / 1000.0)
-                medians[index].append(float(np.median(burst)))
+                per_round[index].append(float(np.median(burst)))
                 samples[index] += burst
-        return [Timing.from_bursts(m, x, s.quantile) for m, x in zip(medians, samples)]
+        return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
+
+
+@dataclass
+class _Loaded:
+    """An interpreter ready to run, with the inputs it is fed before each sample."""
+
+    interpreter: object
+    inputs: list
+
+    def feed(self) -> None:
+        for index, data in self.inputs:
+            self.interpreter.set_tensor(index, data)
+
+    def time_once(self) -> int:
+        t0 = time.perf_counter_ns()
+        self.interpreter.invoke()
+        return time.perf_counter_ns() - t0

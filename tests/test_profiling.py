@@ -1,0 +1,171 @@
+"""Profiling runs on the host: records, resuming, torn lines and provenance checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latprof.devices.host import HostDevice, MeasureSettings
+from latprof.errors import LatprofError
+from latprof.measurement import Provenance, Timing
+from latprof.profiling import MEASUREMENTS_FILE, OVERHEAD_SPEC, RUN_FILE, profile, read_run
+
+
+def test_profile_records_every_spec(tiny_run, profiled_specs):
+    run_dir, summary = tiny_run
+    wanted = {OVERHEAD_SPEC.key} | {spec.key for spec in profiled_specs}
+    assert 8 <= len(wanted) <= 12
+    assert summary.requested == len(wanted)
+    assert summary.measured_now == len(wanted) and summary.already_measured == 0
+    assert summary.unsupported == {}
+    run, records = read_run(run_dir)
+    assert run["format"] == "latprof-run"
+    assert run["requests"] and run["requests"][-1]["test"] == "tiny"
+    assert [r["key"] for r in records] and {r["key"] for r in records} == wanted
+    assert len(records) == len(wanted)
+    for record in records:
+        assert record["latency_us"] > 0 and record["median_us"] > 0 and record["runs"] >= 3
+        assert record["p5_us"] <= record["median_us"] <= record["p95_us"]
+        assert record["op"] == record["key"].split("|")[0]
+    lines = (run_dir / MEASUREMENTS_FILE).read_text().splitlines()
+    assert len(lines) == len(records) and all(json.loads(line) for line in lines)
+
+
+def test_run_provenance_describes_the_device(tiny_run, host_device):
+    run, _ = read_run(tiny_run[0])
+    provenance = Provenance.from_dict(run["provenance"])
+    assert provenance == host_device.provenance()
+    assert (provenance.device, provenance.threads, provenance.delegate, provenance.dtype) == \
+        ("host", 1, "xnnpack", "float32")
+    assert provenance.details["rounds"] == 3 and provenance.details["warmup_runs"] == 2
+
+
+def test_models_are_in_the_given_cache(tiny_run, profiled_specs, model_cache):
+    assert model_cache.missing([OVERHEAD_SPEC, *profiled_specs], "float32") == []
+
+
+def test_rerun_measures_nothing_new(run_copy, profiled_specs, host_device, model_cache):
+    before = (run_copy / MEASUREMENTS_FILE).read_text()
+    summary = profile(profiled_specs, host_device, run_copy, model_cache, request={"again": True})
+    assert summary.measured_now == 0
+    assert summary.already_measured == summary.requested
+    assert (run_copy / MEASUREMENTS_FILE).read_text() == before
+    run, _ = read_run(run_copy)
+    assert [r.get("again") for r in run["requests"]] == [None, True]
+
+
+def test_rerun_measures_only_new_specs(run_copy, profiled_specs, host_device, model_cache):
+    from latprof.ops import OpSpec
+
+    new = OpSpec("ADD", ((4, 4, 16), (4, 4, 16)), (4, 4, 16))
+    summary = profile([*profiled_specs, new], host_device, run_copy, model_cache)
+    assert summary.measured_now == 1
+    assert summary.already_measured == summary.requested - 1
+    _, records = read_run(run_copy)
+    assert [r["key"] for r in records].count(new.key) == 1
+
+
+def _tear_last_line(run_dir):
+    """What a run killed while writing its last line leaves behind: half a line, no newline."""
+    path = run_dir / MEASUREMENTS_FILE
+    lines = path.read_text().splitlines(keepends=True)
+    torn = json.loads(lines[-1])["key"]
+    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    return torn
+
+
+def test_torn_last_line_is_tolerated_and_remeasured(run_copy, profiled_specs, host_device, model_cache):
+    torn = _tear_last_line(run_copy)
+    _, records = read_run(run_copy)
+    assert torn not in {r["key"] for r in records}
+    summary = profile(profiled_specs, host_device, run_copy, model_cache)
+    assert summary.measured_now == 1
+    assert summary.already_measured == summary.requested - 1
+
+
+def test_torn_last_line_is_repaired_by_the_resume(run_copy, profiled_specs, host_device, model_cache):
+    torn = _tear_last_line(run_copy)
+    profile(profiled_specs, host_device, run_copy, model_cache)
+    _, records = read_run(run_copy)
+    assert torn in {r["key"] for r in records}
+    assert profile(profiled_specs, host_device, run_copy, model_cache).measured_now == 0
+
+
+def test_corrupt_line_before_the_end_is_refused(run_copy):
+    path = run_copy / MEASUREMENTS_FILE
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0][:10] + "\n" + "".join(lines[1:]))
+    with pytest.raises(LatprofError, match=r"measurements.jsonl:1: corrupt"):
+        read_run(run_copy)
+
+
+def test_other_provenance_is_refused(run_copy, profiled_specs, host_device, model_cache, edit_provenance):
+    edit_provenance(run_copy, threads=4)
+    before = (run_copy / MEASUREMENTS_FILE).read_text()
+    with pytest.raises(LatprofError) as info:
+        profile(profiled_specs, host_device, run_copy, model_cache)
+    message = str(info.value)
+    assert "provenance" in message and "threads: 4 vs 1" in message and "new folder" in message
+    assert (run_copy / MEASUREMENTS_FILE).read_text() == before
+
+
+def test_details_do_not_count_as_provenance(run_copy, profiled_specs, host_device, model_cache, edit_provenance):
+    edit_provenance(run_copy, details={"hostname": "elsewhere"})
+    assert profile(profiled_specs, host_device, run_copy, model_cache).measured_now == 0
+
+
+def test_foreign_and_corrupt_folders_are_refused(tmp_path, profiled_specs, host_device, model_cache):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    with pytest.raises(LatprofError, match="not a latprof run folder"):
+        profile(profiled_specs, host_device, occupied, model_cache)
+    with pytest.raises(LatprofError, match="no run.json"):
+        read_run(occupied)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / RUN_FILE).write_text('{"provenance": ')
+    with pytest.raises(LatprofError, match="corrupt run description"):
+        read_run(broken)
+    (broken / RUN_FILE).write_text('{"provenance": {"device": "host"}}')
+    with pytest.raises(LatprofError, match="re-measure"):
+        read_run(broken)
+
+
+def test_measure_models_and_ops(host_device, model_cache, tiny_run, profiled_specs):
+    paths = [model_cache.path(spec, "float32") for spec in (OVERHEAD_SPEC, profiled_specs[0])]
+    for timings in (host_device.measure_models(paths), host_device.measure_ops(paths)):
+        assert len(timings) == 2
+        for timing in timings:
+            assert isinstance(timing, Timing)
+            assert 0 < timing.latency_us < 1e6 and timing.runs >= 3
+            assert timing.p5_us <= timing.median_us <= timing.p95_us
+
+
+def test_measure_refuses_bad_files(host_device, model_cache, tiny_run, tmp_path):
+    data = model_cache.path(OVERHEAD_SPEC, "float32").read_bytes()
+    half = tmp_path / "half.tflite"
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LatprofError):
+        host_device.measure_models([half])
+    with pytest.raises(LatprofError, match="no such model file"):
+        host_device.measure_models([tmp_path / "absent.tflite"])
+
+
+def test_measure_settings_are_checked():
+    with pytest.raises(LatprofError):
+        MeasureSettings(threads=0)
+    with pytest.raises(LatprofError):
+        MeasureSettings(delegate="gpu")
+    with pytest.raises(LatprofError, match="threads asked for"):
+        HostDevice(MeasureSettings(threads=10_000))
+
+
+def test_timing_refuses_invalid_samples():
+    with pytest.raises(LatprofError):
+        Timing.from_rounds([], [], 0.1)
+    with pytest.raises(LatprofError):
+        Timing.from_rounds([1.0], [1.0, 0.0], 0.1)
+    timing = Timing.from_rounds([3.0, 1.0, 2.0], [1.0, 2.0, 3.0, 4.0], 0.0)
+    assert timing.latency_us == 1.0 and timing.runs == 4

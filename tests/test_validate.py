@@ -1,0 +1,79 @@
+"""End-to-end validation on the host, kept to one tiny network: outputs, resume, provenance check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latprof.arch import Architecture
+from latprof.errors import LatprofError
+from latprof.lut import LUT
+from latprof.validate import MEASURED_FILE, metrics, validate
+
+
+@pytest.fixture(scope="module")
+def lut(tiny_lut_path) -> LUT:
+    return LUT.load(tiny_lut_path)
+
+
+@pytest.fixture(scope="module")
+def archs(tiny_arch_text):
+    return [Architecture.from_string(tiny_arch_text), Architecture.from_string("mobilenetv2")]
+
+
+@pytest.fixture
+def validated(tmp_path, archs, lut, host_device, model_cache):
+    out = tmp_path / "validate"
+    return out, validate(archs, lut, host_device, out, model_cache)
+
+
+def test_validate_measures_complete_architectures(validated, archs):
+    out, result = validated
+    assert list(result.table["target"]) == [archs[0].to_string()]
+    row = result.table.iloc[0]
+    assert row["measured_ms"] > 0 and row["predicted_ms"] > 0
+    assert row["error_pct"] == pytest.approx(100 * (row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"],
+                                             abs=0.01)
+    assert result.incomplete == [archs[1].to_string()]
+    assert result.metrics["models"] == 1
+    assert (out / "validation.csv").is_file() and (out / "predicted_vs_measured.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["incomplete"] == result.incomplete
+
+
+def test_validate_resumes(validated, archs, lut, host_device, model_cache):
+    out, first = validated
+    before = (out / MEASURED_FILE).read_text()
+    again = validate(archs, lut, host_device, out, model_cache)
+    assert (out / MEASURED_FILE).read_text() == before
+    assert list(again.table["measured_ms"]) == list(first.table["measured_ms"])
+
+
+def test_validate_resumes_after_a_torn_line(validated, archs, lut, host_device, model_cache):
+    out, _ = validated
+    path = out / MEASURED_FILE
+    line = path.read_text()
+    path.write_text(line[: len(line) // 2])
+    validate(archs, lut, host_device, out, model_cache)
+    result = validate(archs, lut, host_device, out, model_cache)
+    assert len(result.table) == 1
+
+
+def test_validate_refuses_a_lut_of_other_provenance(tmp_path, archs, tiny_lut_path, host_device, model_cache):
+    document = json.loads(tiny_lut_path.read_text())
+    document["provenance"]["delegate"] = "none"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(document))
+    with pytest.raises(LatprofError, match="delegate"):
+        validate(archs, LUT.load(other), host_device, tmp_path / "out", model_cache)
+
+
+def test_metrics():
+    import numpy as np
+
+    result = metrics(np.array([1.0, 2.15, 2.9, 5.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert result["models"] == 4
+    assert result["mape_pct"] == pytest.approx(100 * (0 + 0.075 + 1 / 30 + 0.25) / 4, abs=0.01)
+    assert result["within_5_pct"] == 50.0 and result["within_10_pct"] == 75.0
+    assert result["spearman"] == 1.0
