@@ -1,7 +1,8 @@
 """The embedded default device: this computer's CPU, running .tflite models with LiteRT.
 
-Measurement hygiene: the process is pinned to fixed cores, every model gets warm-up runs, then
-invocations are timed one by one until the median is known to within ``rel_ci`` (or time runs out).
+Measurement hygiene: the process is pinned to fixed cores, every model gets warm-up runs, models
+are timed interleaved over rounds (so machine-speed drift hits all alike) and a low quantile over
+rounds is kept; fixed inputs are written before every sample.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from latprof.measurement import Provenance, Timing
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
-METHOD = "litert-interleaved/v2 (ops: first call after the chunk, models: steady bursts)"
+METHOD = "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)"
+OP_BURST = 5
 CHUNK = 256
 BURST_NS = 2_000_000
 
@@ -36,7 +38,7 @@ class MeasureSettings:
     delegate: str = "xnnpack"
     dtype: str = "float32"
     warmup_runs: int = 10
-    rounds: int = 25
+    rounds: int = 10
     quantile: float = 0.25
 
     def __post_init__(self) -> None:
@@ -85,7 +87,8 @@ class HostDevice:
             threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHOD,
             details={"hostname": socket.gethostname(), "affinity": self.cores,
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
-                     "warmup_runs": s.warmup_runs, "rounds": s.rounds, "quantile": s.quantile})
+                     "warmup_runs": s.warmup_runs, "rounds": s.rounds, "quantile": s.quantile,
+                     "eviction_bytes": eviction_bytes()})
 
     def _load(self, model: Path) -> "_Loaded":
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -115,21 +118,21 @@ class HostDevice:
     def measure_ops(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
         """Time single-op microbenchmarks as their op runs inside a whole model.
 
-        Inside a model an op runs once per inference, after the other ops: its weights, packed
-        buffers and code come from wherever the rest of the model left them, while its input was
-        just written by the op before.  So each sample is the first invocation of a model after
-        all the other models of its chunk ran, with its inputs freshly written.  Timing the same
-        op over and over instead keeps it all in cache and undershoots whole models by a third
-        on this kind of machine.
+        Inside a model an op runs once per inference after the other ops, which push its
+        weights and buffers out of the caches, while its input was just written.  Timing one op
+        back to back keeps all of it in cache and undershoots whole models by a third here.  So
+        each round first evicts the caches (reading a buffer twice the last-level cache), writes
+        the inputs, runs the op once untimed, then times a short burst.  On this machine that
+        sum matches whole models within about 5% on average (see the README).
         """
-        return self._measure(models, first_call=True, progress=progress)
+        return self._measure(models, evict=True, progress=progress)
 
     def measure_models(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
         """Time whole models end to end in steady state (back-to-back inferences), as
         benchmark_model does."""
-        return self._measure(models, first_call=False, progress=progress)
+        return self._measure(models, evict=False, progress=progress)
 
-    def _measure(self, models: list[str | Path], first_call: bool, progress) -> list[Timing]:
+    def _measure(self, models: list[str | Path], evict: bool, progress) -> list[Timing]:
         """Interleave models round after round, so that every model's samples span the same time.
 
         This machine's speed drifts by tens of percent over seconds (neighbours on shared cores):
@@ -147,16 +150,17 @@ class HostDevice:
             timings: list[Timing] = []
             for start in range(0, len(models), CHUNK):
                 loaded = [self._load(Path(m)) for m in models[start:start + CHUNK]]
-                timings += self._rounds(loaded, first_call)
+                timings += self._rounds(loaded, evict)
                 progress(len(timings))
             return timings
         finally:
             os.sched_setaffinity(0, previous)
 
-    def _rounds(self, loaded: list["_Loaded"], first_call: bool) -> list[Timing]:
+    def _rounds(self, loaded: list["_Loaded"], evict: bool) -> list[Timing]:
         s = self.settings
         clock = time.perf_counter_ns
-        bursts = [1 if first_call else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
+        sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
+        bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
         order = list(range(len(loaded)))
@@ -165,10 +169,11 @@ class HostDevice:
             rng.shuffle(order)
             for index in order:
                 model, burst = loaded[index], []
+                if sweep is not None:
+                    sweep.sum()
                 model.feed()
-                if not first_call:
-                    model.interpreter.invoke()  # steady state: the first call pays the previous model's traces
                 invoke = model.interpreter.invoke
+                invoke()  # untimed: the first call after another model pays for its traces
                 for _ in range(bursts[index]):
                     t0 = clock()
                     invoke()
@@ -176,6 +181,17 @@ class HostDevice:
                 per_round[index].append(float(np.median(burst)))
                 samples[index] += burst
         return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
+
+
+@cache
+def eviction_bytes() -> int:
+    """Twice the last-level cache (read from sysfs; 32 MiB assumed when it cannot be read)."""
+    try:
+        sizes = [path.read_text().strip() for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size")]
+        largest = max(int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] for size in sizes)
+    except (OSError, ValueError, KeyError):
+        largest = 32 << 20
+    return min(2 * largest, 256 << 20)
 
 
 @dataclass
