@@ -5,6 +5,7 @@ microbenchmarks.  Imports TensorFlow/Keras, so only commands that build models i
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers as kl
 
 from latprof.arch import SKIP_NONE, Architecture
@@ -67,9 +68,9 @@ def build_model(arch: Architecture, resolution: int | None = None) -> keras.Mode
 
 def build_op_model(spec: OpSpec) -> keras.Model:
     """A model that converts to exactly one TFLite op: ``spec``.  Raises for kinds it cannot make."""
-    if spec.const_inputs:
+    if spec.const_inputs and (spec.op not in ("ADD", "MUL", "SUB") or len(spec.activation_inputs) != 1):
         raise LatprofError(f"no microbenchmark generator for {spec.key} (constant operand)")
-    inputs = [keras.Input(shape, batch_size=1) for shape in spec.inputs]
+    inputs = [keras.Input(shape, batch_size=1) for shape in spec.activation_inputs]
     x = inputs[0]
     act = _ACTIVATIONS.get(spec.activation, "unsupported")
     padding = spec.padding.lower() or "valid"
@@ -88,6 +89,10 @@ def build_op_model(spec: OpSpec) -> keras.Model:
     elif op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         pool = kl.AveragePooling2D if op == "AVERAGE_POOL_2D" else kl.MaxPooling2D
         y = pool(spec.kernel, spec.stride, padding=padding)(x)
+    elif spec.const_inputs:  # x (op) constant, as hard-swish and rescaling layers write it
+        constant = np.full(spec.inputs[spec.const_inputs[0]], 0.5, dtype="float32")
+        y = {"ADD": keras.ops.add, "MUL": keras.ops.multiply, "SUB": keras.ops.subtract}[op](x, constant)
+        y = kl.Activation(act)(y) if act else y
     elif op in ("ADD", "MUL") and len(inputs) == 2:
         y = (kl.Add() if op == "ADD" else kl.Multiply())(inputs)
         y = kl.Activation(act)(y) if act else y

@@ -108,6 +108,8 @@ MICROBENCHMARKS = [
     OpSpec("FULLY_CONNECTED", ((64,),), (10,)),
     OpSpec("SOFTMAX", ((10,),), (10,)),
     OpSpec("PAD", ((15, 15, 8),), (17, 17, 8)),
+    OpSpec.from_key("MUL|in=8x8x16,cscalar|out=8x8x16"),  # hard-swish pieces of MobileNetV3
+    OpSpec("ADD", ((4, 4, 8), (8,)), (4, 4, 8), const_inputs=(1,)),
 ]
 
 
@@ -148,7 +150,7 @@ def test_op_without_generator_is_refused():
     with pytest.raises(LatprofError, match="no microbenchmark generator"):
         build_op_model(OpSpec("GATHER", ((10, 4),), (3, 4)))
     with pytest.raises(LatprofError, match="constant operand"):
-        build_op_model(OpSpec("ADD", ((4, 4, 8), (8,)), (4, 4, 8), const_inputs=(1,)))
+        build_op_model(OpSpec("DIV", ((4, 4, 8), (8,)), (4, 4, 8), const_inputs=(1,)))
 
 
 def test_model_cache_paths_and_writes(tmp_path):
