@@ -39,6 +39,7 @@ class MeasureSettings:
     dtype: str = "float32"
     warmup_runs: int = 10
     rounds: int = 10
+    min_seconds: float = 2.0
     quantile: float = 0.25
 
     def __post_init__(self) -> None:
@@ -87,7 +88,8 @@ class HostDevice:
             threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHOD,
             details={"hostname": socket.gethostname(), "affinity": self.cores,
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
-                     "warmup_runs": s.warmup_runs, "rounds": s.rounds, "quantile": s.quantile,
+                     "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
+                     "quantile": s.quantile,
                      "eviction_bytes": eviction_bytes()})
 
     def _load(self, model: Path) -> "_Loaded":
@@ -165,7 +167,10 @@ class HostDevice:
         samples: list[list[float]] = [[] for _ in loaded]
         order = list(range(len(loaded)))
         rng = np.random.default_rng(0)
-        for _ in range(s.rounds):
+        start, rounds = time.perf_counter(), 0
+        # Contention comes in spells of seconds: keep going until the rounds span min_seconds.
+        while rounds < s.rounds or time.perf_counter() - start < s.min_seconds:
+            rounds += 1
             rng.shuffle(order)
             for index in order:
                 model, burst = loaded[index], []
