@@ -251,6 +251,8 @@ def validate(lut_file, count, seed, space_name, device, out_dir, as_json):
 
 
 def _validation_text(result) -> str:
+    from latprof.validate import DRIFT_WARNING_PCT
+
     lines = []
     if len(result.table):
         lines.append(result.table.drop(columns=["target"]).to_string(index=False))
@@ -258,6 +260,13 @@ def _validation_text(result) -> str:
         lines += ["", f"{m['models']} models: MAPE {m['mape_pct']}%, within ±5%: {m['within_5_pct']}%, "
                       f"within ±10%: {m['within_10_pct']}%, Spearman {m['spearman']}",
                   f"plot: {result.plot}"]
+        if "lut_drift_pct" in m:
+            lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops re-measured now take "
+                         f"{m['lut_drift_pct']:+.1f}% (IQR {m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%) "
+                         "of their LUT latency")
+            if abs(m["lut_drift_pct"]) > DRIFT_WARNING_PCT:
+                lines.append("warning: this device runs at another speed than when the LUT was profiled (a busy or "
+                             "throttled machine); the errors above include that drift: re-profile, or validate when it is quiet")
     if result.incomplete:
         lines.append(f"{len(result.incomplete)} architectures skipped: ops missing from the LUT "
                      "(profile them with 'latprof profile --sample N --seed S' using the same seed)")

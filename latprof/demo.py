@@ -42,5 +42,7 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
     m = result.metrics
     say(f"    MAPE {m['mape_pct']}%, {m['within_5_pct']}% within ±5%, {m['within_10_pct']}% within ±10%, "
         f"Spearman {m['spearman']}; plot: {result.plot}")
+    say(f"    (the LUT's ops, re-measured now, take {m['lut_drift_pct']:+.1f}% of their LUT latency: "
+        "on a busy machine, errors include that drift)")
     say("Next: 'latprof predict ARCH --lut " + str(out_dir / "lut.json") + "', or profile more with "
         "'latprof profile --sample N -o RUN_DIR'.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,9 +18,12 @@ from latprof.jsonl import append_jsonl, read_jsonl
 from latprof.lut import LUT
 from latprof.measurement import Provenance
 from latprof.network import Network
+from latprof.ops import OpSpec
 from latprof.predict import predict_ops
 
 MEASURED_FILE = "measured.jsonl"
+DRIFT_OPS = 40
+DRIFT_WARNING_PCT = 3.0
 
 
 def check_compatible(lut: LUT, provenance: Provenance) -> None:
@@ -81,12 +85,14 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
         rows = [{"target": arch.to_string(), **timing.to_dict()} for arch, timing in zip(todo, timings)]
         append_jsonl(out_dir / MEASURED_FILE, rows)
         done.update((row["target"], row) for row in rows)
+    drift = lut_drift(lut, [op for a in complete for op in Network(a).ops], device, cache)
     rows = [{"target": a.to_string(), "predicted_ms": predictions[a.to_string()].latency_ms,
              "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4), "macs_m": round(Network(a).macs / 1e6, 1)}
             for a in complete]
     table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m"])
     table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)
     result = metrics(table["predicted_ms"].to_numpy(), table["measured_ms"].to_numpy()) if len(table) else {}
+    result.update(drift)
     table.to_csv(out_dir / "validation.csv", index=False)
     plot = str(out_dir / "predicted_vs_measured.png")
     if len(table):
@@ -95,6 +101,24 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     (out_dir / "summary.json").write_text(json.dumps({k: v for k, v in validation.to_dict().items() if k != "models"},
                                                      indent=1))
     return validation
+
+
+def lut_drift(lut: LUT, ops: list[OpSpec], device, cache: ModelCache, count: int = DRIFT_OPS) -> dict:
+    """How much slower (+) or faster (-) the device runs the LUT's ops now than when they were
+    profiled: a few of the validated networks' ops, re-measured.  A shared machine's speed drifts;
+    a validation is only as good as this figure is small."""
+    from latprof.convert import ensure_models
+
+    keys = sorted({op.key for op in ops if op.key in lut.table.index})
+    if not keys:
+        return {}
+    sample = [OpSpec.from_key(key) for key in random.Random(0).sample(keys, min(count, len(keys)))]
+    ensure_models(sample, lut.provenance.dtype, cache)
+    timings = device.measure_ops([cache.path(spec, lut.provenance.dtype) for spec in sample])
+    ratios = np.array([t.latency_us for t in timings]) / lut.table.loc[[s.key for s in sample], "latency_us"].to_numpy()
+    q1, median, q3 = np.percentile(100 * (ratios - 1), [25, 50, 75])
+    return {"lut_drift_pct": round(float(median), 1), "lut_drift_iqr_pct": [round(float(q1), 1), round(float(q3), 1)],
+            "lut_drift_ops": len(sample)}
 
 
 def _plot(table: pd.DataFrame, result: dict, lut: LUT, path: Path) -> None:

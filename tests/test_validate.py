@@ -42,6 +42,16 @@ def test_validate_measures_complete_architectures(validated, archs):
     assert summary["incomplete"] == result.incomplete
 
 
+def test_validate_reports_how_far_the_device_drifted_from_the_lut(validated, archs):
+    _, result = validated
+    m = result.metrics
+    # The tiny network's seven ops are all re-measured; the same machine minutes later runs them
+    # within a factor of two of the LUT.
+    assert m["lut_drift_ops"] == 7
+    low, high = m["lut_drift_iqr_pct"]
+    assert -50 < low <= m["lut_drift_pct"] <= high < 100
+
+
 def test_validate_resumes(validated, archs, lut, host_device, model_cache):
     out, first = validated
     before = (out / MEASURED_FILE).read_text()
