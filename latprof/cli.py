@@ -43,7 +43,8 @@ class _Group(click.Group):
             click.echo(f"latprof: error: {exc}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
-            click.echo("latprof: interrupted; finished measurements are saved, re-run the same command to resume",
+            # Start a fresh line: a progress bar may own the current one.
+            click.echo("\nlatprof: interrupted; finished measurements are saved, re-run the same command to resume",
                        err=True)
             ctx.exit(130)
 

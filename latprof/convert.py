@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -125,6 +126,11 @@ def _convert_items(items: list[str], kind: str, dtype: str, root: str) -> list[t
     return results
 
 
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool after the chunks in flight."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chunk: int, workers: int,
                 progress: Callable[[int], None]) -> dict[str, str]:
     """Run a conversion worker over chunks of items, in this process or a pool; returns failures."""
@@ -134,7 +140,7 @@ def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chun
         results = (_convert_items(part, kind, dtype, str(cache.root)) for part in chunks)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_ignore_interrupts)
         n = len(chunks)
         results = pool.map(_convert_items, chunks, [kind] * n, [dtype] * n, [str(cache.root)] * n)
     try:
