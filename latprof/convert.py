@@ -132,8 +132,9 @@ def _ignore_interrupts() -> None:
 
 
 def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chunk: int, workers: int,
-                progress: Callable[[int], None]) -> dict[str, str]:
-    """Run a conversion worker over chunks of items, in this process or a pool; returns failures."""
+                done: int, progress: Callable[[int], None]) -> dict[str, str]:
+    """Run a conversion worker over chunks of items, in this process or a pool; returns failures.
+    ``progress`` gets the running count of finished items, starting from ``done``."""
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     failed: dict[str, str] = {}
     if workers <= 1:
@@ -145,7 +146,8 @@ def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chun
         results = pool.map(_convert_items, chunks, [kind] * n, [dtype] * n, [str(cache.root)] * n)
     try:
         for result in results:
-            progress(len(result))
+            done += len(result)
+            progress(done)
             failed.update({item: error for item, error in result if error})
     finally:
         if pool is not None:
@@ -154,25 +156,23 @@ def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chun
 
 
 def ensure_models(specs: list[OpSpec], dtype: str, cache: ModelCache, workers: int | None = None,
-                  progress: Callable[[int], None] = lambda n: None) -> dict[OpSpec, str]:
+                  progress: Callable[[int], None] = lambda done: None) -> dict[OpSpec, str]:
     """Make sure every spec has its microbenchmark in the cache; returns the specs that could not
     be generated, with the reason.  Parallel over processes when the batch is large enough to pay
     for each worker's TensorFlow import (about ten seconds)."""
     todo = [spec.key for spec in cache.missing(dict.fromkeys(specs), dtype)]
-    progress(len(specs) - len(todo))
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo) // 40))
-    failed = _run_chunks("op", todo, dtype, cache, 8, workers, progress)
+    failed = _run_chunks("op", todo, dtype, cache, 8, workers, len(specs) - len(todo), progress)
     return {OpSpec.from_key(key): error for key, error in failed.items()}
 
 
 def ensure_architectures(archs: list, dtype: str, cache: ModelCache, workers: int | None = None,
-                         progress: Callable[[int], None] = lambda n: None) -> dict[str, Path]:
+                         progress: Callable[[int], None] = lambda done: None) -> dict[str, Path]:
     """The .tflite of each architecture, converted once (about 5 s each) and kept in the cache."""
     texts = list(dict.fromkeys(arch.to_string() for arch in archs))
     todo = [text for text in texts if not cache.path(text, dtype).is_file()]
-    progress(len(texts) - len(todo))
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo) // 4))
-    failed = _run_chunks("arch", todo, dtype, cache, 2, workers, progress)
+    failed = _run_chunks("arch", todo, dtype, cache, 2, workers, len(texts) - len(todo), progress)
     if failed:
         raise LatprofError(f"could not convert {len(failed)} architectures: {next(iter(failed.values()))}")
     return {text: cache.path(text, dtype) for text in texts}

@@ -94,13 +94,8 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
         run["requests"].append({**request, "specs": len(wanted)})
         _write_json(run_dir / RUN_FILE, run)
 
-    converted = [0]
-
-    def conversion_progress(n: int) -> None:
-        converted[0] += n
-        progress("convert", converted[0], len(todo))
-
-    unsupported = ensure_models(todo, provenance.dtype, cache, progress=conversion_progress)
+    unsupported = ensure_models(todo, provenance.dtype, cache,
+                                progress=lambda done: progress("convert", done, len(todo)))
     todo = [spec for spec in todo if spec not in unsupported]
     measured = 0
     for first in range(0, len(todo), CHUNK):

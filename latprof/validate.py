@@ -72,13 +72,8 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     complete = [a for a in archs if predictions[a.to_string()].latency_ms is not None]
     done = _measured(out_dir)
     todo = [a for a in complete if a.to_string() not in done]
-    counter = [0]
-
-    def converted(n: int) -> None:
-        counter[0] += n
-        progress("convert", counter[0], len(todo))
-
-    paths = ensure_architectures(todo, provenance.dtype, cache, progress=converted)
+    paths = ensure_architectures(todo, provenance.dtype, cache,
+                                 progress=lambda done: progress("convert", done, len(todo)))
     if todo:
         timings = device.measure_models([paths[a.to_string()] for a in todo],
                                       progress=lambda n: progress("measure", n, len(todo)))
