@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from latprof.arch import Architecture
-from latprof.convert import ModelCache, ensure_architectures
+from latprof.convert import ModelCache, ensure_architectures, ensure_models
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl
 from latprof.lut import LUT
@@ -102,8 +102,6 @@ def lut_drift(lut: LUT, ops: list[OpSpec], device, cache: ModelCache, count: int
     """How much slower (+) or faster (-) the device runs the LUT's ops now than when they were
     profiled: a few of the validated networks' ops, re-measured.  A shared machine's speed drifts;
     a validation is only as good as this figure is small."""
-    from latprof.convert import ensure_models
-
     keys = sorted({op.key for op in ops if op.key in lut.table.index})
     if not keys:
         return {}
