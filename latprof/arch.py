@@ -59,7 +59,7 @@ class Block:
         return "_".join(parts)
 
     @classmethod
-    def from_string(cls, text: str) -> "Block":
+    def from_string(cls, text: str) -> Block:
         options: dict[str, str] = {}
         for token in text.strip().split("_"):
             match = re.fullmatch(r"([a-z]+)(\d[\d.]*)?", token)
@@ -126,7 +126,7 @@ class Architecture:
         return globals_ + ":" + ",".join(block.to_string() for block in self.blocks)
 
     @classmethod
-    def from_string(cls, text: str) -> "Architecture":
+    def from_string(cls, text: str) -> Architecture:
         """Decode a block-string architecture or a reference name, optionally with settings:
         ``mnasnet-a1``, ``mobilenetv2:res160_w0.75`` or ``res224_w1.0:r1_k3_s11_...,...``."""
         text = text.strip()

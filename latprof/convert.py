@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from latprof.errors import LatprofError
 from latprof.native import quiet_native_output

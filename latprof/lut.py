@@ -53,7 +53,7 @@ class LUT:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "LUT":
+    def load(cls, path: str | Path) -> LUT:
         path = Path(path)
         if not path.is_file():
             raise LatprofError(f"{path}: no such LUT; build one with 'latprof lut build RUN_DIR -o {path}'")

@@ -31,14 +31,14 @@ class Provenance:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Provenance":
+    def from_dict(cls, data: dict) -> Provenance:
         names = {f.name for f in fields(cls)}
         missing = names - set(data) - {"details"}
         if missing:
             raise LatprofError(f"provenance lacks {sorted(missing)}: the data predates this format; re-measure")
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def differences(self, other: "Provenance") -> list[str]:
+    def differences(self, other: Provenance) -> list[str]:
         """Human-readable list of the fields that make ``other`` incomparable with this one."""
         return [f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"
                 for f in fields(self) if f.compare and getattr(self, f.name) != getattr(other, f.name)]
@@ -55,7 +55,7 @@ class Timing:
     runs: int
 
     @classmethod
-    def from_rounds(cls, round_values_us, samples_us, quantile: float) -> "Timing":
+    def from_rounds(cls, round_values_us, samples_us, quantile: float) -> Timing:
         """``latency_us`` is the ``quantile`` of the per-round values (the latency when the core
         is not contended); median and p5/p95 describe all invocations, contention included."""
         rounds, values = np.asarray(round_values_us, dtype=float), np.asarray(samples_us, dtype=float)

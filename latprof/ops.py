@@ -68,7 +68,7 @@ class OpSpec:
         return "|".join(fields)
 
     @classmethod
-    def from_key(cls, key: str) -> "OpSpec":
+    def from_key(cls, key: str) -> OpSpec:
         op, *fields = key.split("|")
         values = dict(f.split("=", 1) for f in fields if "=" in f)
         if not re.fullmatch(r"[A-Z0-9_]+", op) or "in" not in values or "out" not in values:

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError

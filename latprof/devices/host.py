@@ -92,7 +92,7 @@ class HostDevice:
                      "quantile": s.quantile,
                      "eviction_bytes": eviction_bytes()})
 
-    def _load(self, model: Path) -> "_Loaded":
+    def _load(self, model: Path) -> _Loaded:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if self.settings.delegate == "xnnpack" else \
@@ -158,7 +158,7 @@ class HostDevice:
         finally:
             os.sched_setaffinity(0, previous)
 
-    def _rounds(self, loaded: list["_Loaded"], evict: bool) -> list[Timing]:
+    def _rounds(self, loaded: list[_Loaded], evict: bool) -> list[Timing]:
         s = self.settings
         clock = time.perf_counter_ns
         sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
