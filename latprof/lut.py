@@ -87,11 +87,10 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
         if provenance is None:
             provenance = current
         elif current != provenance:
-            differences = "; ".join(provenance.differences(current))
             if not allow_mixed:
-                raise LatprofError(f"{run_dir} was measured with other provenance than {run_dirs[0]} "
-                                   f"({differences}); build separate LUTs, or pass --allow-mixed")
-            mixed.append(f"{run_dir}: {differences}")
+                provenance.require_same(current, f"{run_dir} (unlike {run_dirs[0]})",
+                                        "build separate LUTs, or pass --allow-mixed")
+            mixed.append(f"{run_dir}: {'; '.join(provenance.differences(current))}")
         if records:
             frames.append(pd.DataFrame(records))
     if not frames:

@@ -38,6 +38,12 @@ class Provenance:
             raise LatprofError(f"provenance lacks {sorted(missing)}: the data predates this format; re-measure")
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    def require_same(self, other: Provenance, what: str, remedy: str) -> None:
+        """Refuse to compare or merge measurements of other provenance, naming what differs."""
+        if self != other:
+            raise LatprofError(f"{what} was measured with other provenance ({'; '.join(self.differences(other))}); "
+                               f"{remedy}")
+
     def differences(self, other: Provenance) -> list[str]:
         """Human-readable list of the fields that make ``other`` incomparable with this one."""
         return [f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"

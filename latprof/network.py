@@ -7,7 +7,6 @@ microbenchmark generator makes one model per op.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -143,9 +142,6 @@ class Network:
     @cached_property
     def ops(self) -> tuple[OpSpec, ...]:
         return tuple(op for layer in self.layers for op in layer.ops())
-
-    def op_counts(self) -> Counter[OpSpec]:
-        return Counter(self.ops)
 
     @property
     def macs(self) -> int:

@@ -108,11 +108,6 @@ class OpSpec:
             return cin * cout + cout
         return 0
 
-    @property
-    def bytes_moved(self) -> int:
-        """fp32 bytes read and written once: inputs, output and weights."""
-        return 4 * (sum(math.prod(s) for s in self.inputs) + math.prod(self.output) + self.params)
-
 
 def constants_implied(op: str) -> bool:
     """Whether an op's constant inputs are described by its shapes and attributes already."""

@@ -25,7 +25,7 @@ RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
 # Timed with every run: its latency is the fixed cost of one invoke, which every single-op
 # microbenchmark pays once and a whole model pays once in all.
 OVERHEAD_SPEC = OpSpec("ADD", ((4, 4, 8), (4, 4, 8)), (4, 4, 8))
-CHUNK = 128
+CHUNK = 128  # ops measured between two appends to the results file: what a kill can lose
 
 
 @dataclass
@@ -60,10 +60,7 @@ def _open_run(run_dir: Path, provenance: Provenance) -> set[str]:
     """Create or re-open a run folder; returns the keys already measured there."""
     if (run_dir / RUN_FILE).is_file():
         run, records = read_run(run_dir)
-        old = Provenance.from_dict(run["provenance"])
-        if old != provenance:
-            raise LatprofError(f"{run_dir} holds measurements with other provenance "
-                               f"({'; '.join(old.differences(provenance))}); profile into a new folder")
+        Provenance.from_dict(run["provenance"]).require_same(provenance, str(run_dir), "profile into a new folder")
         return {r["key"] for r in records}
     if run_dir.exists() and any(run_dir.iterdir()):
         raise LatprofError(f"{run_dir} exists and is not a latprof run folder; choose another -o")

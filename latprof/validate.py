@@ -13,10 +13,8 @@ import pandas as pd
 
 from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures, ensure_models
-from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl
 from latprof.lut import LUT
-from latprof.measurement import Provenance
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict_ops
@@ -24,13 +22,6 @@ from latprof.predict import predict_ops
 MEASURED_FILE = "measured.jsonl"
 DRIFT_OPS = 40
 DRIFT_WARNING_PCT = 3.0
-
-
-def check_compatible(lut: LUT, provenance: Provenance) -> None:
-    """A LUT predicts only the configuration it was measured with."""
-    if lut.provenance != provenance:
-        raise LatprofError("the LUT was measured with other provenance than this device "
-                           f"({'; '.join(lut.provenance.differences(provenance))}); profile this device")
 
 
 def metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
@@ -64,10 +55,12 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     """Predict, build, convert and measure each architecture; compare.  Resumable: models already
     measured into ``out_dir`` are not measured again."""
     provenance = device.provenance()
-    check_compatible(lut, provenance)
+    # A LUT predicts only the configuration it was measured with.
+    lut.provenance.require_same(provenance, "the LUT (unlike this device)", "profile this device")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = {a.to_string(): predict_ops(a.to_string(), list(Network(a).ops), lut) for a in archs}
+    nets = {a.to_string(): Network(a) for a in archs}
+    predictions = {text: predict_ops(text, list(net.ops), lut) for text, net in nets.items()}
     incomplete = [t for t, p in predictions.items() if p.latency_ms is None]
     complete = [a for a in archs if predictions[a.to_string()].latency_ms is not None]
     done = _measured(out_dir)
@@ -80,9 +73,9 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
         rows = [{"target": arch.to_string(), **timing.to_dict()} for arch, timing in zip(todo, timings)]
         append_jsonl(out_dir / MEASURED_FILE, rows)
         done.update((row["target"], row) for row in rows)
-    drift = lut_drift(lut, [op for a in complete for op in Network(a).ops], device, cache)
+    drift = lut_drift(lut, [op for a in complete for op in nets[a.to_string()].ops], device, cache)
     rows = [{"target": a.to_string(), "predicted_ms": predictions[a.to_string()].latency_ms,
-             "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4), "macs_m": round(Network(a).macs / 1e6, 1)}
+             "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4), "macs_m": round(nets[a.to_string()].macs / 1e6, 1)}
             for a in complete]
     table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m"])
     table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)

@@ -26,7 +26,7 @@ from latprof.native import quiet_native_output
 DELEGATES = ("xnnpack", "none")
 METHOD = "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)"
 OP_BURST = 5
-CHUNK = 256
+CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
 
 
@@ -70,8 +70,6 @@ def _runtime_sha256() -> str:
 class HostDevice:
     """Runs models in this process with LiteRT's interpreter."""
 
-    name = "host"
-
     def __init__(self, settings: MeasureSettings = MeasureSettings()):
         self.settings = settings
         available = sorted(os.sched_getaffinity(0))
@@ -95,15 +93,19 @@ class HostDevice:
     def _load(self, model: Path) -> _Loaded:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        from latprof.tflite_file import read_model_bytes
+
+        data = read_model_bytes(model)
         resolver = OpResolverType.AUTO if self.settings.delegate == "xnnpack" else \
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             with quiet_native_output():  # LiteRT announces its XNNPACK delegate on stderr
-                interpreter = Interpreter(model_path=str(model), num_threads=self.settings.threads,
+                interpreter = Interpreter(model_content=data, num_threads=self.settings.threads,
                                           experimental_op_resolver_type=resolver)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise LatprofError(f"{model}: LiteRT cannot load it ({str(exc).strip().splitlines()[0]})") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LatprofError(f"{model}: corrupt or truncated TFLite model, LiteRT cannot load it ({reason})") from None
         rng = np.random.default_rng(0)
         inputs = []
         for detail in interpreter.get_input_details():
@@ -142,15 +144,12 @@ class HostDevice:
         quantile of each model's per-round values estimates its latency when the core is not
         contended.
         """
-        from latprof.tflite_file import read_model_bytes, verify
-
-        for model in models:  # refuse a bad file before spending time on the good ones
-            verify(read_model_bytes(model), str(model))
         previous = os.sched_getaffinity(0)
         os.sched_setaffinity(0, self.cores)
         try:
             timings: list[Timing] = []
             for start in range(0, len(models), CHUNK):
+                # Every model of a chunk loads before any is timed: a bad file stops the run early.
                 loaded = [self._load(Path(m)) for m in models[start:start + CHUNK]]
                 timings += self._rounds(loaded, evict)
                 progress(len(timings))
