@@ -11,12 +11,12 @@ import hashlib
 import os
 import signal
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
 from pathlib import Path
-from collections.abc import Callable, Iterable
 
 from latprof.errors import LatprofError
 from latprof.native import quiet_native_output

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -75,7 +75,8 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
         done.update((row["target"], row) for row in rows)
     drift = lut_drift(lut, [op for a in complete for op in nets[a.to_string()].ops], device, cache)
     rows = [{"target": a.to_string(), "predicted_ms": predictions[a.to_string()].latency_ms,
-             "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4), "macs_m": round(nets[a.to_string()].macs / 1e6, 1)}
+             "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4),
+             "macs_m": round(nets[a.to_string()].macs / 1e6, 1)}
             for a in complete]
     table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m"])
     table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)
