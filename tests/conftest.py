@@ -23,6 +23,9 @@ for _name, _sub in (("LATPROF_CACHE", "latprof-cache"), ("KERAS_HOME", "keras"),
     os.environ[_name] = str(_SANDBOX / _sub)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Loopback phones (tests/loopback): a private adb server and phones served by a device-side adbd.
+from loopback.fixtures import adb_server, phone, phone_factory  # noqa: E402, F401
+
 from latprof.arch import Architecture  # noqa: E402
 from latprof.convert import ModelCache  # noqa: E402
 from latprof.devices.host import HostDevice, MeasureSettings  # noqa: E402

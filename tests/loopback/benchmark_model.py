@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""A stand-in for TFLite/LiteRT's ``benchmark_model`` binary, for the tests' loopback phone.
+
+The official Android binary cannot be built or downloaded here, so the loopback phone runs this
+script in its place.  It really loads and times the model with LiteRT's interpreter and prints
+what the real tool prints, in the output generation chosen by ``BENCHMARK_MODEL_FORMAT``:
+"current" (default; LiteRT: count= lines with p5/median/p95, "INFO: " prefixes on stdout), "v2"
+(TensorFlow Lite 2.x: no percentiles, no prefixes, all on stderr), "old" and "old-nostats" (the
+2019-2020 "Average inference timings in us" summaries), and "all-same" (current, with every sample
+taken as the phase's median, which makes the tool print ``count=<n> curr=<us>(all same)``).
+
+It behaves like the real tool (tensorflow/lite/tools/benchmark, google-ai-edge/LiteRT) where a
+caller can tell: unknown flags are logged as "Unconsumed cmdline flags" and the run goes on with
+defaults; a missing --graph, an unreadable or corrupt model, a malformed flag value and --help
+print the real error text and exit 1; warm-up and timed runs follow ``BenchmarkModel::Run``
+(at least N runs and at least min_secs, stopping after max_secs); inputs are rewritten before
+every run, outside the timed region.  Error paths use the current tool's texts in every format.
+
+It runs chrooted on the fake phone where only the Python installation is visible: standard
+library, numpy and ai_edge_litert only, never latprof.  ``install`` (called on the host) writes an
+executable copy whose first line names the Python to run it with.  When ``BENCHMARK_MODEL_CALL_LOG``
+is set, every invocation appends its --graph value as one line to that file, so tests can count runs;
+``BENCHMARK_MODEL_UNKNOWN_FLAGS=a,b`` makes it an older build that does not know those flags.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+FORMATS = ("current", "v2", "old", "old-nostats", "all-same")
+
+# name -> (type, default, usage); the subset of the real tool's flags latprof uses, in its order.
+FLAGS = {
+    "num_runs": (int, 50, "expected number of runs, see also min_secs, max_secs"),
+    "min_secs": (float, 1.0, "minimum number of seconds to rerun for, potentially making the actual number of runs "
+                             "to be greater than num_runs"),
+    "max_secs": (float, 150.0, "maximum number of seconds to rerun for, potentially making the actual number of runs "
+                               "to be less than num_runs"),
+    "run_delay": (float, -1.0, "delay between runs in seconds"),
+    "num_threads": (int, -1, "number of threads"),
+    "warmup_runs": (int, 1, "minimum number of runs performed on initialization, to allow performance "
+                            "characteristics to settle, see also warmup_min_secs"),
+    "warmup_min_secs": (float, 0.5, "minimum number of seconds to rerun for, potentially making the actual number of "
+                                    "warm-up runs to be greater than warmup_runs"),
+    "graph": (str, "", "graph file name"),
+    "enable_op_profiling": (bool, False, "enable op profiling"),
+    "help": (bool, False, "Print out all supported flags if true."),
+    "use_xnnpack": (bool, False, "explicitly apply the XNNPACK delegate. Note the XNNPACK delegate could be implicitly "
+                                 "applied by the TF Lite runtime regardless the value of this parameter. To disable "
+                                 "this implicit application, set the value to false explicitly."),
+}
+# Echo labels in LogParams() order: BenchmarkModel, BenchmarkTfLiteModel, then delegate providers.
+ECHOES = [("num_runs", "Min num runs"), ("min_secs", "Min runs duration (seconds)"),
+          ("max_secs", "Max runs duration (seconds)"), ("run_delay", "Inter-run delay (seconds)"),
+          ("num_threads", "Num threads"), ("warmup_runs", "Min warmup runs"),
+          ("warmup_min_secs", "Min warmup runs duration (seconds)"), ("graph", "Graph"),
+          ("enable_op_profiling", "Enable op profiling"), ("num_threads", "#threads used for CPU inference"),
+          ("use_xnnpack", "Use xnnpack")]
+TYPE_NAMES = {int: "int32", float: "float", bool: "bool", str: "string"}
+
+
+class Failed(Exception):
+    """The run stops here: the real tool's Run() returned an error status."""
+
+
+class Log:
+    """TFLITE_LOG: "INFO: "/"WARN: " on stdout and "ERROR: " on stderr in current builds, plain
+    text on stderr in older ones.  Flushed per message so 2>&1 keeps the order."""
+
+    def __init__(self, prefixed: bool):
+        self.prefixed = prefixed
+
+    def __call__(self, message: str, severity: str = "INFO") -> None:
+        stream = sys.stderr if severity == "ERROR" or not self.prefixed else sys.stdout
+        stream.write((f"{severity}: " if self.prefixed else "") + message + "\n")
+        stream.flush()
+
+
+def cpp(value) -> str:
+    """A value as C++'s ostream prints it: bools as 1/0, doubles with six significant digits."""
+    if isinstance(value, bool):
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_flags(argv: list[str], log: Log) -> tuple[dict, set[str], list[str]]:
+    """(values, names set on the command line, unconsumed args), as Flags::Parse: each flag takes
+    the first ``--name=value`` argument; everything else is left over."""
+    values = {name: spec[1] for name, spec in FLAGS.items()}
+    # An older build that lacks some flags: BENCHMARK_MODEL_UNKNOWN_FLAGS=name,name
+    unknown = set(os.environ.get("BENCHMARK_MODEL_UNKNOWN_FLAGS", "").split(","))
+    given: set[str] = set()
+    left: list[str] = []
+    ok = True
+    for arg in argv:
+        name = next((n for n in FLAGS if arg.startswith(f"--{n}=") and n not in given | unknown), None)
+        if name is None:
+            left.append(arg)
+            continue
+        given.add(name)
+        kind, text = FLAGS[name][0], arg.split("=", 1)[1]
+        try:
+            if kind is bool:
+                if text not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                values[name] = text in ("true", "1")
+            else:
+                values[name] = kind(text)
+        except ValueError:
+            log(f"Failed to parse flag '{name}' against argv '{arg}'", "ERROR")
+            ok = False
+    if not ok or values["help"] or left[:1] == ["--help"]:
+        rows = "".join(f"\t--{n}={cpp(spec[1]) if spec[0] is not bool else str(spec[1]).lower()}\t"
+                       f"{TYPE_NAMES[spec[0]]}\toptional\t{spec[2]}\n" for n, spec in FLAGS.items())
+        log(f"usage: {sys.argv[0]} <flags>\nFlags:\n{rows}", "ERROR")
+        raise Failed
+    return values, given, left
+
+
+def log_params(values: dict, given: set[str], fmt: str, log: Log) -> None:
+    """Current tools echo what the command line set (and Graph always); older ones echo all."""
+    if fmt not in ("old", "old-nostats"):
+        log("Log parameter values verbosely: [0]")
+    for name, label in ECHOES:
+        if fmt in ("old", "old-nostats") or name in given or name == "graph":
+            log(f"{label}: [{cpp(values[name])}]")
+        if name == "graph" and fmt in ("current", "all-same"):
+            log("Signature to run: []")
+
+
+def load(values: dict, given: set[str], log: Log):
+    """The interpreter, as Init(): load, build with the op resolver --use_xnnpack implies, allocate."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType  # imported before the clock starts
+
+    graph = values["graph"]
+    try:
+        with open(graph, "rb") as handle:
+            empty = not handle.read(1)
+    except OSError:
+        errors = [f"Could not open '{graph}'.", "The model allocation is null/empty"]
+    else:
+        errors = ["mmap of size 0 requested.", "The model allocation is null/empty"] if empty else []
+    # As GetOpResolver(): an explicit --use_xnnpack drops the default delegates; with true the real
+    # tool then applies XNNPACK itself, which the Python API cannot, so the default one stands in.
+    explicit_off = "use_xnnpack" in given and not values["use_xnnpack"]
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if explicit_off else OpResolverType.AUTO
+    interpreter = None
+    if not errors:
+        try:
+            interpreter = Interpreter(model_path=graph, num_threads=values["num_threads"] if values["num_threads"] > 0
+                                      else None, experimental_op_resolver_type=resolver)
+        except ValueError as exc:
+            errors = [str(exc)]
+    if errors:
+        for error in errors:
+            log(error, "ERROR")
+        log(f"Failed to load model {graph}", "ERROR")
+        raise Failed
+    log(f"Loaded model {graph}")
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as exc:
+        log(str(exc), "ERROR")
+        log("Failed to allocate tensors!", "ERROR")
+        raise Failed from None
+    return interpreter
+
+
+def execution_plan(interpreter, fmt: str) -> list[tuple[str, str]]:
+    """(node type, name as the profiler prints it) of what runs: the model's ops, with those a
+    delegate took over replaced by its node.  Names are the output tensors and the node index.
+    An op is taken over when each output is the delegate's output or feeds only taken-over ops
+    (and does not enter a delegate from outside)."""
+    ops = interpreter._get_ops_details()
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    delegate_outputs = {int(t) for op in delegates for t in op["outputs"]}
+    delegate_inputs = {int(t) for op in delegates for t in op["inputs"]}
+    consumers: dict[int, list[int]] = {}
+    for op in ops:
+        if op["op_name"] != "DELEGATE":
+            for tensor in op["inputs"]:
+                consumers.setdefault(int(tensor), []).append(op["index"])
+    replaced: set[int] = set()
+    if delegates:
+        for op in reversed([op for op in ops if op["op_name"] != "DELEGATE"]):
+            if all(int(t) in delegate_outputs or (int(t) not in delegate_inputs and consumers.get(int(t))
+                                                   and all(c in replaced for c in consumers[int(t)]))
+                   for t in op["outputs"]):
+                replaced.add(op["index"])
+    names = {detail["index"]: detail["name"] for detail in interpreter.get_tensor_details()}
+    producer = {int(t): op["index"] for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    plan = []
+    for op in ops:
+        if op["index"] in replaced:
+            continue
+        delegate = op["op_name"] == "DELEGATE"
+        position = producer.get(int(op["outputs"][0]), op["index"]) if delegate else op["index"]
+        name = "[" + ", ".join(names.get(int(t), "") for t in op["outputs"]) + "]"
+        if fmt not in ("old", "old-nostats"):
+            name += f":{op['index']}"
+        plan.append((position, "TfLiteXNNPackDelegate" if delegate else op["op_name"], name))
+    return [entry[1:] for entry in sorted(plan)]
+
+
+def random_inputs(interpreter):
+    """One random array per input, as CreateRandomTensorData (floats in [-0.5, 0.5])."""
+    import numpy as np
+
+    generator, arrays = np.random.default_rng(), []
+    for detail in interpreter.get_input_details():
+        dtype, shape = np.dtype(detail["dtype"]), detail["shape"]
+        if dtype.kind == "f":
+            arrays.append(generator.uniform(-0.5, 0.5, shape).astype(dtype))
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            arrays.append(generator.integers(info.min, info.max, shape, dtype=dtype, endpoint=True))
+        elif dtype.kind == "b":
+            arrays.append(generator.integers(0, 1, shape, endpoint=True).astype(bool))
+        else:
+            raise Failed(f"input '{detail['name']}' of type {dtype} is not supported by this stand-in")
+    return [(detail["index"], array) for detail, array in zip(interpreter.get_input_details(), arrays)]
+
+
+def run_phase(interpreter, inputs, min_runs: int, min_secs: float, max_secs: float, run_delay: float,
+              fmt: str, log: Log) -> tuple[list[int], bool]:
+    """BenchmarkModel::Run: (per-run microseconds, whether every invoke succeeded)."""
+    if fmt in ("old", "old-nostats"):
+        log(f"Running benchmark for at least {min_runs} iterations and at least {cpp(min_secs)} seconds")
+    else:
+        log(f"Running benchmark for at least {min_runs} iterations and at least {cpp(min_secs)} seconds but "
+            f"terminate if exceeding {cpp(max_secs)} seconds.")
+    samples, ok = [], True
+    now = time.monotonic_ns() // 1000
+    min_finish, max_finish = now + int(min_secs * 1e6), now + int(max_secs * 1e6)
+    while (len(samples) < min_runs or now < min_finish) and now <= max_finish:
+        for index, array in inputs:  # ResetInputsAndOutputs(): outside the timed region
+            interpreter.set_tensor(index, array)
+        start = time.perf_counter_ns()
+        try:
+            interpreter.invoke()
+        except RuntimeError as exc:
+            log(str(exc), "ERROR")
+            ok = False
+        samples.append((time.perf_counter_ns() - start) // 1000)
+        if run_delay > 0:
+            time.sleep(run_delay)
+        now = time.monotonic_ns() // 1000
+    if fmt == "all-same" and samples:
+        samples = [percentile(samples, 50)] * len(samples)
+    log(stat_line(samples, percentiles=fmt in ("current", "all-same")) + "\n")
+    return samples, ok
+
+
+def percentile(samples: list[int], p: int) -> int:
+    """StatWithPercentiles::percentile: the element at size * p / 100 (0 when empty)."""
+    return sorted(samples)[len(samples) * p // 100] if samples else 0
+
+
+def stat_line(samples: list[int], percentiles: bool) -> str:
+    """Stat::OutputToStream (std is the truncated population deviation, avg a double)."""
+    count = len(samples)
+    if count == 0:
+        text = "count=0"
+    elif min(samples) == max(samples):
+        text = f"count={count} curr={samples[-1]}" + ("(all same)" if count > 1 else "")
+    else:
+        avg = sum(samples) / count
+        variance = int(sum(s * s for s in samples) / count - avg * avg)
+        text = (f"count={count} first={samples[0]} curr={samples[-1]} min={min(samples)} max={max(samples)} "
+                f"avg={cpp(avg)} std={int(math.sqrt(max(variance, 0)))}")
+    if percentiles:
+        text += f" p5={percentile(samples, 5)} median={percentile(samples, 50)} p95={percentile(samples, 95)}"
+    return text
+
+
+def rss_kb() -> int | None:
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def profile_report(title: str | None, rows: list[tuple[str, str]], totals: list[int], fmt: str) -> str:
+    """A StatsCalculator report (Run Order, Top by Computation Time, Summary by node type, totals).
+
+    This stand-in cannot time ops one by one, so each run's measured time is split evenly over
+    the ops: the table has the real layout and adds up to the measured runs, but its per-op split
+    is not a measurement.
+    """
+    newest = fmt in ("current", "all-same")  # the tsl StatsCalculator dropped [start], widened [node type]
+    width, runs = (40 if newest else 24), max(len(totals), 1)
+    share = [[total // len(rows) for total in totals] for _ in rows]
+    grand = sum(map(sum, share)) or 1
+
+    def field(value, size: int) -> str:
+        return "\t" + (f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(size)
+
+    def header(name: str) -> str:
+        start = field("[start]", 17) if not newest else ""
+        return (f"============================== {name} ==============================\n{field('[node type]', width)}"
+                f"{start}{field('[first]', 9)}{field('[avg ms]', 9)}{field('[%]', 8)}{field('[cdf%]', 8)}"
+                f"{field('[mem KB]', 10)}{field('[times called]', 9)}\t[Name]\n")
+
+    def table(order: list[int], limit: int = 0) -> str:
+        lines, cumulative = [], 0
+        for i in order[:limit or None]:
+            cumulative += sum(share[i])
+            start = sum(sum(share[j]) for j in range(i)) / runs / 1000.0
+            lines.append(f"{field(rows[i][0], width)}{field(start, 17) if not newest else ''}"
+                         f"{field(share[i][0] / 1000.0, 9)}{field(sum(share[i]) / runs / 1000.0, 9)}"
+                         f"{field(sum(share[i]) * 100.0 / grand, 7)}%{field(cumulative * 100.0 / grand, 7)}%"
+                         f"{field(0.0, 10)}{field(1, 9)}\t{rows[i][1]}\n")
+        return "".join(lines) + "\n"
+
+    order = list(range(len(rows)))
+    by_type: dict[str, list[int]] = {}
+    for i, (node_type, _) in enumerate(rows):
+        by_type.setdefault(node_type, []).append(i)
+    type_lines, cdf = [], 0.0
+    for node_type, members in sorted(by_type.items(), key=lambda item: -sum(sum(share[i]) for i in item[1])):
+        percent = sum(sum(share[i]) for i in members) * 100.0 / grand
+        cdf += percent
+        type_lines.append(f"{field(node_type, width)}{field(len(members), 9)}"
+                          f"{field(sum(sum(share[i]) for i in members) / runs / 1000.0, 10)}{field(percent, 10)}%"
+                          f"{field(cdf, 10)}%{field(0.0, 10)}{field(len(members), 9)}\n")
+    return ((f"{title}\n" if title else "") + header("Run Order") + table(order)
+            + header("Top by Computation Time") + table(sorted(order, key=lambda i: -sum(share[i])), limit=10)
+            + f"Number of nodes executed: {len(rows)}\n"
+            + "============================== Summary by node type ==============================\n"
+            + f"{field('[Node type]', width)}{field('[count]', 9)}{field('[avg ms]', 10)}{field('[avg %]', 11)}"
+            + f"{field('[cdf %]', 11)}{field('[mem KB]', 10)}{field('[times called]', 10)}\n"
+            + "".join(type_lines) + "\n"
+            + f"Timings (microseconds): {stat_line([sum(s) for s in zip(*share)], percentiles=False)}\n"
+            + f"Memory (bytes): count=0\n{len(rows)} nodes observed\n\n")
+
+
+def benchmark(argv: list[str], fmt: str, log: Log) -> None:
+    """BenchmarkTfLiteModel::Run, up to the listeners' reports; raises Failed like a bad status."""
+    values, given, left = parse_flags(argv, log)
+    if left:
+        log("Unconsumed cmdline flags: " + " ".join(left), "WARN")
+    call_log = os.environ.get("BENCHMARK_MODEL_CALL_LOG")
+    if call_log:
+        with open(call_log, "a") as handle:
+            handle.write(values["graph"] + "\n")
+    if not values["graph"]:
+        log("Please specify the name of your TF Lite input file with --graph", "ERROR")
+        raise Failed
+    log_params(values, given, fmt, log)
+    import ai_edge_litert.interpreter  # noqa: F401  (its import is not part of the tool's Init time)
+
+    start_kb, start = rss_kb(), time.monotonic_ns()
+    interpreter = load(values, given, log)
+    plan = execution_plan(interpreter, fmt)
+    delegated = sum(node_type == "TfLiteXNNPackDelegate" for node_type, _ in plan)
+    if values["use_xnnpack"] and delegated:
+        how = ("completely executed by the delegate" if len(plan) == 1 else
+               f"partially executed by the delegate w/ {delegated} delegate kernels")
+        log(f"Explicitly applied XNNPACK delegate, and the model graph will be {how}.")
+    init_us, init_kb = (time.monotonic_ns() - start) // 1000, rss_kb()
+    if fmt in ("old", "old-nostats"):
+        log(f"resolved reporter\nInitialized session in {cpp(init_us / 1e3)}ms")
+    else:
+        log(f"The input model file size (MB): {cpp(os.path.getsize(values['graph']) / 1e6)}")
+        log(f"Initialized session in {cpp(init_us / 1e3)}ms.")
+    inputs = random_inputs(interpreter)
+    runs = values["max_secs"], values["run_delay"], fmt, log
+    warmup, ok = run_phase(interpreter, inputs, values["warmup_runs"], values["warmup_min_secs"], *runs)
+    if not ok:
+        raise Failed
+    timed, ok = run_phase(interpreter, inputs, values["num_runs"], values["min_secs"], *runs)
+    end_kb = rss_kb()
+    warmup_avg = sum(warmup) / len(warmup) if warmup else math.nan
+    timed_avg = sum(timed) / len(timed) if timed else math.nan
+    if fmt in ("old", "old-nostats"):
+        label = "Inference" if fmt == "old" else "no stats"
+        log(f"Average inference timings in us: Warmup: {cpp(warmup_avg)}, Init: {init_us}, {label}: {cpp(timed_avg)}")
+    else:
+        log(f"Inference timings in us: Init: {init_us}, First inference: {warmup[0] if warmup else 0}, "
+            f"Warmup (avg): {cpp(warmup_avg)}, Inference (avg): {cpp(timed_avg)}")
+        if None not in (start_kb, init_kb, end_kb):
+            log("Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to "
+                "the actual memory footprint of the model at runtime. Take the information at your discretion.")
+            log(f"Memory footprint delta from the start of the tool (MB): init={cpp((init_kb - start_kb) / 1024.0)} "
+                f"overall={cpp((end_kb - start_kb) / 1024.0)}")
+    if values["enable_op_profiling"] and timed:  # the real profiler prints nothing it did not see
+        if fmt in ("old", "old-nostats"):
+            log(profile_report(None, plan, timed, fmt))
+        else:
+            log(profile_report("Profiling Info for Benchmark Initialization:", [("AllocateTensors", "AllocateTensors/0")],
+                               [init_us], fmt))
+            log(profile_report("Operator-wise Profiling Info for Regular Benchmark Runs:", plan, timed, fmt))
+    if not ok:
+        raise Failed
+
+
+def main(argv: list[str]) -> int:
+    fmt = os.environ.get("BENCHMARK_MODEL_FORMAT", "current")
+    if fmt not in FORMATS:
+        sys.stderr.write(f"BENCHMARK_MODEL_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}\n")
+        return 2
+    log = Log(prefixed=fmt in ("current", "all-same"))
+    log("STARTING!")
+    try:
+        benchmark(argv, fmt, log)
+    except Failed as failure:
+        if failure.args:
+            log(failure.args[0], "ERROR")
+        log("Benchmarking failed.", "ERROR")
+        return 1
+    return 0
+
+
+def install(dest: Path, python: str = sys.executable) -> Path:
+    """Write an executable copy of this script at ``dest`` that runs with ``python`` (the phone's
+    "binary"); returns ``dest``."""
+    source = Path(__file__).read_text()
+    if source.startswith("#!"):
+        source = source.split("\n", 1)[1]
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(f"#!{python}\n{source}")
+    dest.chmod(0o755)
+    return dest
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
