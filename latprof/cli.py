@@ -6,8 +6,10 @@ Heavy imports (TensorFlow, LiteRT, pandas) happen inside the commands that need 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import click
@@ -64,7 +66,8 @@ def _progress():
             return
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="model", file=sys.stderr, leave=False)
+            # disable=None: no bar when stderr is not a terminal (logs, pipes, CI) stay clean.
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="model", file=sys.stderr, leave=False, disable=None)
         bar.n = min(done, total)
         bar.refresh()
         if done >= total:
@@ -73,10 +76,36 @@ def _progress():
     return update
 
 
-def _device(name: str, threads: int, delegate: str, dtype: str):
-    from latprof.devices import MeasureSettings, get_device
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where and how to measure, as the device options of a command gave it."""
 
-    return get_device(name, MeasureSettings(threads=threads, delegate=delegate, dtype=dtype))
+    device: str
+    serials: tuple[str, ...]
+    threads: int | None
+    delegate: str | None
+    dtype: str | None
+    benchmark_binary: str | None
+    warmup_runs: int
+    warmup_min_secs: float
+    num_runs: int
+    min_secs: float
+    cool_status: int
+    cool_timeout: int
+    pause: int
+    reconnect_timeout: float
+
+    def make(self, threads: int | None = None, delegate: str | None = None, dtype: str | None = None):
+        """The device; ``threads``/``delegate``/``dtype`` fill in what the options left unset (e.g.
+        from a LUT's provenance)."""
+        from latprof.devices import MeasureSettings, get_device
+        from latprof.devices.android import PhoneSettings
+
+        settings = MeasureSettings(threads=self.threads or threads or 1, delegate=self.delegate or delegate or "xnnpack",
+                                   dtype=self.dtype or dtype or "float32")
+        phone = PhoneSettings(**{f.name: getattr(self, f.name) for f in fields(PhoneSettings) if hasattr(self, f.name)})
+        names = list(self.serials) or [self.device]
+        return get_device(names, settings, self.benchmark_binary, phone, self.reconnect_timeout)
 
 
 def _cache():
@@ -85,20 +114,50 @@ def _cache():
     return ModelCache(default_cache_dir())
 
 
+_PHONE = "Phone options"
 _device_options = [
-    click.option("--device", default="host", show_default=True, help="Where to measure: 'host' is this CPU."),
-    click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Interpreter threads."),
-    click.option("--delegate", default="xnnpack", show_default=True, type=click.Choice(["xnnpack", "none"]),
-                 help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels."),
-    click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "int8"]),
-                 help="Microbenchmarks in fp32 or int8 (post-training quantized)."),
+    click.option("--device", default="host", show_default=True,
+                 help="Where to measure: 'host' is this CPU; an adb serial is a phone ('latprof devices' lists them)."),
+    click.option("--serial", "serials", multiple=True,
+                 help="adb serial of a phone; repeat to shard the work over several phones of the same model."),
+    click.option("--threads", type=click.IntRange(1), help="Interpreter threads [default: 1]."),
+    click.option("--delegate", type=click.Choice(["xnnpack", "none"]),
+                 help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels [default: xnnpack]."),
+    click.option("--dtype", type=click.Choice(["float32", "int8"]),
+                 help="Microbenchmarks in fp32 or int8 (post-training quantized) [default: float32]."),
+    click.option("--benchmark-binary", type=click.Path(dir_okay=False),
+                 help="Phones: LiteRT's benchmark_model built for the phone's ABI."),
+    click.option("--warmup-runs", default=10, show_default=True, type=click.IntRange(1),
+                 help="Phones: benchmark_model --warmup_runs."),
+    click.option("--warmup-min-secs", default=0.5, show_default=True, type=click.FloatRange(0),
+                 help="Phones: benchmark_model --warmup_min_secs."),
+    click.option("--num-runs", default=50, show_default=True, type=click.IntRange(1),
+                 help="Phones: benchmark_model --num_runs (at least this many timed runs)."),
+    click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(0),
+                 help="Phones: benchmark_model --min_secs (at least this long)."),
+    click.option("--cool-status", default=2, show_default=True, type=click.IntRange(1, 6),
+                 help="Phones: wait before a model while Android's thermal status is at least this (2 = moderate) "
+                      "or the clocks are capped."),
+    click.option("--cool-timeout", default=600, show_default=True, type=click.IntRange(0),
+                 help="Phones: longest wait for a cool-down, seconds (then measure and record the state)."),
+    click.option("--pause", default=0, show_default=True, type=click.IntRange(0),
+                 help="Phones: seconds of rest between two models."),
+    click.option("--reconnect-timeout", default=120.0, show_default=True, type=click.FloatRange(0),
+                 help="Phones: how long to wait for a phone that dropped off before stopping (re-run to resume)."),
 ]
+_DEVICE_KEYS = tuple(f.name for f in fields(DeviceChoice))
 
 
 def device_options(command):
+    """Adds the device options and hands the command one ``target: DeviceChoice`` instead."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        return command(target=DeviceChoice(**{key: kwargs.pop(key) for key in _DEVICE_KEYS}), **kwargs)
+
     for option in reversed(_device_options):
-        command = option(command)
-    return command
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.group(cls=_Group)
@@ -121,7 +180,7 @@ def main() -> None:
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder; re-running into it resumes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def profile(device, threads, delegate, dtype, space_name, sample, seed, whole_space, models, run_dir, as_json):
+def profile(target, space_name, sample, seed, whole_space, models, run_dir, as_json):
     """Measure per-op microbenchmarks on a device into RUN_DIR (resumable)."""
     from latprof.network import Network
     from latprof.profiling import profile as run_profile
@@ -139,7 +198,7 @@ def profile(device, threads, delegate, dtype, space_name, sample, seed, whole_sp
     for model in models:
         specs += list(decompose(model).ops)
     request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "models": list(models)}
-    summary = run_profile(specs, _device(device, threads, delegate, dtype), run_dir, _cache(), request, _progress())
+    summary = run_profile(specs, target.make(), run_dir, _cache(), request, _progress())
     lines = [f"profiled {summary.requested} op specs into {summary.run_dir}: {summary.measured_now} measured now, "
              f"{summary.already_measured} already there ({summary.seconds} s)"]
     if summary.unsupported:
@@ -215,19 +274,48 @@ def predict(targets, lut_file, breakdown, as_json):
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True)
+def devices(as_json):
+    """List where latprof can measure: this computer and every phone adb sees."""
+    import os
+    import platform
+
+    from latprof.devices.android import list_phones
+    from latprof.devices.host import cpu_model
+
+    host = {"serial": "host", "state": "device", "model": cpu_model(), "abilist": [platform.machine()],
+            "cores": os.cpu_count()}
+    phones = [phone.to_dict() for phone in list_phones()]
+    lines = [f"host  {host['model']} ({host['cores']} cores)"]
+    for p in phones:
+        if p["state"] != "device":
+            lines.append(f"{p['serial']}  {p['state']}")
+            continue
+        freqs = sorted({int(f) for f in p["max_khz"].values() if f.isdigit()}, reverse=True)
+        lines.append(f"{p['serial']}  {p['manufacturer']} {p['model']}, {p['soc']}, {','.join(p['abilist'])}, "
+                     f"Android {p['android']}, {p['cores']} cores (max {'/'.join(str(f // 1000) for f in freqs)} MHz; "
+                     f"big-core mask {p['big_core_mask']}), thermal status {p['conditions'].get('thermal', '?')}")
+    _emit([host, *phones], as_json, "\n".join(lines))
+
+
+@main.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @device_options
 @click.option("--json", "as_json", is_flag=True)
-def measure(models, device, threads, delegate, dtype, as_json):
+def measure(models, target, as_json):
     """Measure whole .tflite models end to end."""
-    target = _device(device, threads, delegate, dtype)
-    timings = target.measure_models(list(models))
+    from latprof.tflite_file import read_model_bytes
+
+    for model in models:
+        read_model_bytes(model)  # a missing or truncated file stops here, before a phone is touched
+    device = target.make()
+    timings = device.measure_models(list(models))
     rows = [{"model": m, "latency_ms": round(t.latency_us / 1000, 4), "median_ms": round(t.median_us / 1000, 4),
              "p5_ms": round(t.p5_us / 1000, 4), "p95_ms": round(t.p95_us / 1000, 4), "runs": t.runs}
             for m, t in zip(models, timings)]
     text = "\n".join(f"{r['model']}: {r['latency_ms']:.3f} ms (all runs: median {r['median_ms']:.3f}, "
                      f"p5 {r['p5_ms']:.3f}, p95 {r['p95_ms']:.3f}, {r['runs']} runs)" for r in rows)
-    _emit({"provenance": target.provenance().to_dict(), "models": rows}, as_json, text)
+    _emit({"provenance": device.provenance().to_dict(), "models": rows}, as_json, text)
 
 
 @main.command()
@@ -235,10 +323,10 @@ def measure(models, device, threads, delegate, dtype, as_json):
 @click.option("--random", "count", required=True, type=click.IntRange(1), help="Number of sampled architectures.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--space", "space_name", default="mnasnet", show_default=True)
-@click.option("--device", default="host", show_default=True)
+@device_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def validate(lut_file, count, seed, space_name, device, out_dir, as_json):
+def validate(lut_file, count, seed, space_name, target, out_dir, as_json):
     """Measure sampled architectures end to end and compare with the LUT's predictions."""
     from latprof.lut import LUT
     from latprof.space import get_space
@@ -247,7 +335,7 @@ def validate(lut_file, count, seed, space_name, device, out_dir, as_json):
     table = LUT.load(lut_file)
     p = table.provenance
     result = run_validate(get_space(space_name).sample_many(count, seed), table,
-                          _device(device, p.threads, p.delegate, p.dtype), out_dir, _cache(), _progress())
+                          target.make(p.threads, p.delegate, p.dtype), out_dir, _cache(), _progress())
     _emit(result.to_dict(), as_json, _validation_text(result))
 
 

@@ -59,6 +59,7 @@ class Timing:
     p5_us: float
     p95_us: float
     runs: int
+    conditions: dict = field(default_factory=dict, compare=False)  # e.g. a phone's temperature and clocks
 
     @classmethod
     def from_rounds(cls, round_values_us, samples_us, quantile: float) -> Timing:
@@ -71,4 +72,7 @@ class Timing:
         return cls(float(np.quantile(rounds, quantile)), float(med), float(p5), float(p95), int(values.size))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not data["conditions"]:
+            del data["conditions"]
+        return data

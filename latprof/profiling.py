@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError
@@ -97,7 +97,8 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
     measured = 0
     for first in range(0, len(todo), CHUNK):
         chunk = todo[first:first + CHUNK]
-        timings = device.measure_ops([cache.path(spec, provenance.dtype) for spec in chunk])
+        timings = device.measure_ops([cache.path(spec, provenance.dtype) for spec in chunk],
+                                     progress=lambda done, base=measured: progress("measure", base + done, len(todo)))
         append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(spec, timing) for spec, timing in zip(chunk, timings)])
         measured += len(chunk)
         progress("measure", measured, len(todo))

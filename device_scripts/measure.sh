@@ -1,0 +1,95 @@
+#!/system/bin/sh
+# The measurement loop, run ON the phone as a detached job so that it survives a loose cable.
+#
+# Usage: sh measure.sh JOB_DIR
+# JOB_DIR/config  key=value lines: binary, models (folder of <sha256>.tflite), results (folder of
+#                 <sha256>.txt), mask (hex affinity mask), cool_status, cool_timeout, cool_poll, pause
+# JOB_DIR/flags   benchmark_model flags, one per line (everything but --graph)
+# JOB_DIR/models  the models to measure, one sha256 per line
+#
+# For each model without a result file: wait while the phone throttles, run benchmark_model
+# pinned to the mask, write its output with the conditions before and after to a temporary file,
+# rename it into place, then append the name to JOB_DIR/done.  One loop measures at a time per
+# phone (a lock in the results folder's parent); a model that already has a result file is never
+# measured again, so a restarted job, or another job, finishes the work exactly once.
+job=$1
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+
+conf() { sed -n "s/^$1=//p" "$job/config" | head -n 1; }
+binary=$(conf binary)
+models=$(conf models)
+results=$(conf results)
+mask=$(conf mask)
+cool_status=$(conf cool_status)
+cool_timeout=$(conf cool_timeout)
+cool_poll=$(conf cool_poll)
+pause=$(conf pause)
+lock="$results.lock"
+
+fail() {  # record why the loop stopped where the host looks for it, then stop
+  echo "$*" > "$job/error.tmp" && mv "$job/error.tmp" "$job/error"
+  echo "$*" >&2
+  exit 1
+}
+
+echo $$ > "$job/pid" || fail "cannot write to $job: is the phone's storage full?"
+rm -f "$job/error"
+mkdir -p "$results" || fail "cannot create $results"
+
+# Take the phone's lock; wait while another live loop holds it, break it when its owner is gone.
+while ! mkdir "$lock" 2>/dev/null; do
+  owner=$(cat "$lock/pid" 2>/dev/null)
+  if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+    rm -rf "$lock"
+  else
+    sleep 1
+  fi
+done
+echo $$ > "$lock/pid"
+trap 'rm -rf "$lock"' EXIT
+trap 'exit 1' HUP INT TERM
+
+set --
+while IFS= read -r flag; do
+  set -- "$@" "$flag"
+done < "$job/flags"
+
+too_hot() {
+  status=$(thermal_status)
+  if [ "$status" != unknown ] && [ "$status" -ge "$cool_status" ]; then
+    return 0
+  fi
+  throttled "$mask"
+}
+
+while IFS= read -r name; do
+  case $name in
+    ''|*[!0-9a-f]*) fail "bad model name in $job/models: $name" ;;
+  esac
+  if [ ! -f "$results/$name.txt" ]; then
+    waited=0
+    while too_hot && [ "$waited" -lt "$cool_timeout" ]; do
+      sleep "$cool_poll"
+      waited=$((waited + cool_poll))
+    done
+    tmp="$results/$name.tmp"
+    {
+      echo "latprof-model=$name"
+      echo "latprof-mask=$mask"
+      echo "latprof-cooldown=$waited"
+      echo "latprof-before=$(conditions "$mask")"
+    } > "$tmp" || fail "cannot write $tmp: is the phone's storage full?"
+    taskset "$mask" "$binary" "--graph=$models/$name.tflite" "$@" >> "$tmp" 2>&1
+    code=$?
+    {
+      echo "latprof-exit=$code"
+      echo "latprof-after=$(conditions "$mask")"
+      echo "latprof-end"
+    } >> "$tmp" || fail "cannot write $tmp: is the phone's storage full?"
+    mv "$tmp" "$results/$name.txt" || fail "cannot rename $tmp"
+    [ "$pause" = 0 ] || sleep "$pause"
+  fi
+  echo "$name" >> "$job/done" || fail "cannot write $job/done: is the phone's storage full?"
+done < "$job/models"
+touch "$job/finished"
