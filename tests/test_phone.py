@@ -134,15 +134,17 @@ def test_profile_survives_three_adbd_crashes(logged_phone, stand_in, tiny_model,
     host waits for the phone and follows it to the end."""
     run_dir = tmp_path / "run"
     command = [latprof_executable(), *map(str, profile_args(logged_phone, stand_in, tiny_model, run_dir)),
-               "--min-secs", "0.4"]
+               "--min-secs", "1.0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    crashes = 0
-    while crashes < 3 and process.poll() is None:
-        time.sleep(1.5)
-        logged_phone.kill()
-        time.sleep(0.5)
-        logged_phone.restart()
-        crashes += 1
+    crashes, deadline = 0, time.monotonic() + 240
+    # Crash after the 1st, 3rd and 5th model: the job runs on while adbd is down (about 1.5 s a model).
+    while crashes < 3 and process.poll() is None and time.monotonic() < deadline:
+        if len(calls(logged_phone)) >= 2 * crashes + 1:
+            logged_phone.kill()
+            time.sleep(0.5)
+            logged_phone.restart()
+            crashes += 1
+        time.sleep(0.05)
     out, err = process.communicate(timeout=300)
     assert crashes == 3, "the run finished before three crashes; make it longer"
     assert process.returncode == 0, err
