@@ -153,8 +153,10 @@ class Stream:
             self.connection.send(A_OKAY, self.local_id, self.remote_id)
 
     def on_host_close(self) -> None:
-        if self._mark_closed():
-            self.closed_by_host = True
+        # Set before the readers wake up: the stdin pump decides on it whether to hang up.
+        with self._state:
+            self.closed_by_host = not self._closed
+        self._mark_closed()
 
     def _mark_closed(self) -> bool:
         with self._state:
