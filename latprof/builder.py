@@ -56,10 +56,13 @@ def _layer(x, layer: LayerSpec):
     return kl.Add()([x, inputs])
 
 
-def build_model(arch: Architecture, resolution: int | None = None) -> keras.Model:
-    """The Keras model of an architecture, batch 1 at ``resolution`` (default: the arch's own)."""
+def build_model(arch: Architecture, resolution: int | None = None, batch_size: int | None = 1) -> keras.Model:
+    """The Keras model of an architecture at ``resolution`` (default: the arch's own).
+
+    Batch 1 is what a phone runs and what converts to the LUT's shapes; training needs
+    ``batch_size=None`` (any batch)."""
     size = resolution or arch.resolution
-    inputs = keras.Input((size, size, 3), batch_size=1)
+    inputs = keras.Input((size, size, 3), batch_size=batch_size)
     x = inputs
     for layer in Network(arch).layers:
         x = _layer(x, layer)

@@ -363,6 +363,133 @@ def _validation_text(result) -> str:
 
 
 @main.command()
+@click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), help="Latency target T in ms.")
+@click.option("--constraint", type=click.Choice(["soft", "hard"]), default="soft", show_default=True,
+              help="soft: alpha = beta = -0.07 (the paper's); hard: alpha = 0, beta = -1.")
+@click.option("--alpha", type=float, help="Exponent below the target (overrides the preset).")
+@click.option("--beta", type=float, help="Exponent above the target (overrides the preset).")
+@click.option("--controller", type=click.Choice(["ppo", "evolution", "random"]), default="ppo", show_default=True)
+@click.option("--latency", "latency_kind", type=click.Choice(["lut", "measure"]), default="lut", show_default=True,
+              help="lut: sum of the LUT's ops (missing ops are profiled on --device); measure: build and measure "
+                   "each candidate on --device.")
+@click.option("--lut", "lut_file", type=click.Path(dir_okay=False), help="LUT for --latency lut.")
+@device_options
+@click.option("--budget", default=200, show_default=True, type=click.IntRange(1), help="Candidates to train.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Candidates training at once.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ray-address", help="Ray cluster address (default: a local Ray).")
+@click.option("--epochs", default=None, type=click.IntRange(1), help="Training epochs per candidate.")
+@click.option("--train-resolution", default=None, type=click.IntRange(8), help="Training resolution (proxy task).")
+@click.option("--dataset", default=None, help="'default' (embedded) or a folder of images, one subfolder per class.")
+@click.option("--reject-outside", type=click.FloatRange(min=1, min_open=True),
+              help="Skip training candidates whose latency is more than this factor off the target (reward 0).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--top-k", default=10, show_default=True, type=click.IntRange(1))
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Search folder.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the search in this folder.")
+@click.option("--json", "as_json", is_flag=True)
+def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, target, budget, workers,
+           executor_name, ray_address, epochs, train_resolution, dataset, reject_outside, seed, top_k, out_dir,
+           resume_dir, as_json):
+    """Find the most accurate architecture under a latency target (MnasNet's search), resumable."""
+    from dataclasses import replace
+
+    from latprof.search.executor import make_executor
+    from latprof.search.loop import SearchConfig, load_config, run_search
+    from latprof.search.results import summarize
+    from latprof.search.reward import Reward
+    from latprof.search.train import TrainSettings
+
+    if resume_dir:
+        out_dir = resume_dir
+        config = load_config(Path(resume_dir))
+    else:
+        if not out_dir or target_ms is None:
+            raise LatprofError("a new search needs --target-ms and -o DIR (or --resume DIR)")
+        reward = Reward.preset(constraint, target_ms, alpha, beta)
+        train = TrainSettings()
+        train = replace(train, **{k: v for k, v in {"epochs": epochs, "resolution": train_resolution,
+                                                    "dataset": dataset, "seed": seed}.items() if v is not None})
+        config = SearchConfig(target_ms=target_ms, controller=controller, seed=seed, alpha=reward.alpha,
+                              beta=reward.beta, latency=latency_kind, lut=lut_file, budget=budget, workers=workers,
+                              reject_outside=reject_outside, train=train)
+    device, cache = target.make(), _cache()
+    source = _latency_source(config, device, cache, Path(out_dir))
+    executor = make_executor(executor_name, config.workers, ray_address)
+    try:
+        log = run_search(out_dir, config, source, executor, resume=bool(resume_dir), progress=_search_progress())
+        summary = summarize(Path(out_dir), config, source, executor, device, cache, top_k)
+    finally:
+        executor.shutdown()
+    _emit(summary, as_json, _search_text(summary, len(log), out_dir))
+
+
+def _latency_source(config, device, cache, out_dir: Path):
+    from latprof.lut import LUT
+    from latprof.search.latency import LutLatency, MeasuredLatency
+
+    if config.latency == "measure":
+        return MeasuredLatency(device, cache)
+    if not config.lut:
+        raise LatprofError("--latency lut needs --lut LUT (build one with 'latprof profile' and 'latprof lut build')")
+    return LutLatency(LUT.load(config.lut), device, cache, out_dir / "lut-extra")
+
+
+def _search_progress():
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(p) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.budget, initial=p.trained, desc="search", unit="candidate", file=sys.stderr,
+                       leave=False, disable=None)
+        bar.n = p.trained
+        bar.set_postfix_str(f"best reward {p.best_reward:.4f}" if p.best_reward is not None else "")
+        if p.trained >= p.budget:
+            bar.close()
+
+    return update
+
+
+def _search_text(summary: dict, evaluations: int, out_dir) -> str:
+    best = summary["best"]
+    lines = [f"{summary['trained']} candidates trained, {summary['rejected']} rejected before training "
+             f"({evaluations} evaluations); log in {out_dir}/log.jsonl", "", "top candidates:"]
+    lines += [f"  reward {r['reward']:.4f}  acc {r['accuracy']:.4f}  {r['latency_ms']:.3f} ms ({r['latency_source']})  "
+              f"{r['arch']}" for r in summary["top_k"]]
+    lines += ["", "references (scaled to the target, trained the same way):"]
+    lines += [f"  {r['name']:<12} reward {r['reward']:.4f}  acc {r['accuracy']:.4f}  {r['latency_ms']:.3f} ms  "
+              f"{r['arch'].split(':')[0]}" for r in summary["references"]]
+    lines += ["", f"best model: {best['path']}: predicted {best['predicted_ms']:.3f} ms, measured "
+                  f"{best['measured_ms']:.3f} ms ({best['error_pct']:+.1f}%)", f"Pareto plot: {summary['pareto_plot']}"]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("arch_text", metavar="ARCH")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".tflite file to write.")
+@click.option("--lut", "lut_file", type=click.Path(dir_okay=False), help="Also predict its latency from this LUT.")
+@device_options
+@click.option("--json", "as_json", is_flag=True)
+def export(arch_text, output, lut_file, target, as_json):
+    """Write an architecture as .tflite (deployment resolution) and measure it on the device."""
+    from latprof.arch import Architecture
+    from latprof.lut import LUT
+    from latprof.search.latency import LutLatency, MeasuredLatency
+    from latprof.search.results import export_model
+
+    device, cache = target.make(), _cache()
+    source = LutLatency(LUT.load(lut_file), device, cache, Path(output).with_suffix(".lut-extra")) if lut_file \
+        else MeasuredLatency(device, cache)
+    exported = export_model(Architecture.from_string(arch_text), output, device, source, cache)
+    data = {**exported.__dict__, "error_pct": round(exported.error_pct, 2), "prediction": source.name}
+    _emit(data, as_json, f"wrote {output}: measured {exported.measured_ms:.3f} ms"
+                         + (f", LUT predicts {exported.predicted_ms:.3f} ms ({exported.error_pct:+.1f}%)" if lut_file else ""))
+
+
+@main.command()
 @click.option("-o", "--output", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--sample", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=1, show_default=True)

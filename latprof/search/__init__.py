@@ -1,0 +1,1 @@
+"""Platform-aware architecture search: controllers, reward, candidate training and the search loop."""

@@ -1,0 +1,187 @@
+"""The MNAS search loop: ask the controller, look up latency, train, reward, tell; survive kill -9.
+
+A search folder holds ``search.json`` (what was asked for), ``log.jsonl`` (one line per finished
+evaluation, appended and fsynced as it finishes) and ``state.json`` (the controller's state, the
+candidates asked so far and those told back, replaced atomically after every ask and tell).
+Resuming reads both: evaluations in the log that the controller has not been told yet are told,
+candidates asked but not in the log are trained again, nothing else is repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from latprof.errors import LatprofError
+from latprof.jsonl import append_jsonl, read_jsonl
+from latprof.search.controllers import CONTROLLERS, make_controller
+from latprof.search.reward import Reward
+from latprof.search.train import TrainSettings, train_candidate
+from latprof.space import get_space
+
+CONFIG_FILE, LOG_FILE, STATE_FILE = "search.json", "log.jsonl", "state.json"
+MAX_REJECTIONS = 20  # rejected candidates allowed per trained one before the search gives up
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search; stored in the folder, so ``--resume`` needs nothing else."""
+
+    target_ms: float
+    controller: str = "ppo"
+    space: str = "mnasnet"
+    seed: int = 0
+    alpha: float = -0.07
+    beta: float = -0.07
+    latency: str = "lut"
+    lut: str | None = None
+    budget: int = 200
+    workers: int = 2
+    reject_outside: float | None = None  # skip training when LAT > f*T or LAT < T/f
+    train: TrainSettings = field(default_factory=TrainSettings)
+    controller_options: dict = field(default_factory=dict)
+
+    @property
+    def reward(self) -> Reward:
+        return Reward(self.target_ms, self.alpha, self.beta)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchConfig:
+        return cls(**{**data, "train": TrainSettings(**data["train"])})
+
+
+@dataclass
+class SearchProgress:
+    trained: int
+    budget: int
+    best_reward: float | None
+    seconds: float
+
+
+def load_config(out_dir: Path) -> SearchConfig:
+    path = Path(out_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise LatprofError(f"{out_dir}: not a search folder (no {CONFIG_FILE}); start one with 'latprof search -o'")
+    try:
+        return SearchConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise LatprofError(f"{path}: corrupt search description ({exc})") from None
+
+
+def read_log(out_dir: Path) -> list[dict]:
+    return read_jsonl(Path(out_dir) / LOG_FILE, required=("id", "arch", "reward"))
+
+
+def _save_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class _Search:
+    """The state of one search folder and the steps that change it, each persisted at once."""
+
+    def __init__(self, out_dir: Path, config: SearchConfig, resume: bool):
+        self.out_dir, self.config = out_dir, config
+        self.space = get_space(config.space)
+        self.log = read_log(out_dir) if resume else []
+        state_file = out_dir / STATE_FILE
+        if resume and state_file.is_file():
+            state = json.loads(state_file.read_text())
+            self.controller = CONTROLLERS[config.controller].from_state(state["controller"])
+            self.asked = {int(k): v for k, v in state["asked"].items()}
+            self.told = set(state["told"])
+        else:
+            sizes = [len(choice.options) for choice in self.space.choices()]
+            self.controller = make_controller(config.controller, sizes, config.seed, **config.controller_options)
+            self.asked, self.told = {}, set()
+        logged = {entry["id"]: entry for entry in self.log}
+        for entry in self.log:  # finished before the kill, but the controller never heard of it
+            if entry["id"] not in self.told:
+                self._tell(entry)
+        self.pending = [(i, d) for i, d in sorted(self.asked.items()) if i not in logged]
+
+    def save(self) -> None:
+        _save_json(self.out_dir / STATE_FILE, {"controller": self.controller.state(), "told": sorted(self.told),
+                                               "asked": {str(k): v for k, v in self.asked.items()}})
+
+    def ask(self) -> tuple[int, list[int]]:
+        if self.pending:
+            return self.pending.pop(0)
+        (decisions,) = self.controller.ask(1)
+        index = max(self.asked, default=-1) + 1
+        self.asked[index] = list(decisions)
+        self.save()
+        return index, list(decisions)
+
+    def finish(self, entry: dict) -> None:
+        append_jsonl(self.out_dir / LOG_FILE, [entry])
+        self.log.append(entry)
+        self._tell(entry)
+        self.save()
+
+    def _tell(self, entry: dict) -> None:
+        self.controller.tell([self.asked[entry["id"]]], [entry["reward"]])
+        self.told.add(entry["id"])
+
+    @property
+    def trained(self) -> int:
+        return sum(1 for entry in self.log if not entry["rejected"])
+
+
+def run_search(out_dir: str | Path, config: SearchConfig | None, latency_source, executor, resume: bool = False,
+               progress: Callable[[SearchProgress], None] = lambda p: None) -> list[dict]:
+    """Search until ``config.budget`` candidates are trained; returns the log."""
+    out_dir = Path(out_dir)
+    if resume:
+        config = load_config(out_dir)
+    elif (out_dir / CONFIG_FILE).exists():
+        raise LatprofError(f"{out_dir} already holds a search: continue it with --resume, or choose another -o")
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _save_json(out_dir / CONFIG_FILE, config.to_dict())
+    search = _Search(out_dir, config, resume)
+    reward, started = config.reward, time.monotonic()
+    running: dict[Future, dict] = {}
+
+    def report() -> None:
+        rewards = [entry["reward"] for entry in search.log if not entry["rejected"]]
+        progress(SearchProgress(search.trained, config.budget, max(rewards, default=None), time.monotonic() - started))
+
+    report()
+    while search.trained + len(running) < config.budget or running:
+        while len(running) < config.workers and search.trained + len(running) < config.budget:
+            index, decisions = search.ask()
+            arch = search.space.decode(decisions)
+            latency_ms, source = latency_source.latency_ms(arch)
+            entry = {"id": index, "arch": arch.to_string(), "decisions": decisions, "latency_ms": latency_ms,
+                     "latency_source": source, "step": len(search.told), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            f = config.reject_outside
+            if f and not config.target_ms / f <= latency_ms <= config.target_ms * f:
+                search.finish({**entry, "accuracy": None, "reward": 0.0, "rejected": True, "train_seconds": 0.0})
+                if len(search.log) - search.trained > MAX_REJECTIONS * max(1, search.trained + 1):
+                    raise LatprofError(f"almost every candidate is further than {f}x from the {config.target_ms} ms "
+                                       "target: loosen --reject-outside or move the target")
+                continue
+            running[executor.submit(train_candidate, arch.to_string(), config.train)] = entry
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in done:
+            entry = running.pop(future)
+            result = future.result()
+            search.finish({**entry, "accuracy": round(result.accuracy, 5),
+                           "reward": round(reward(result.accuracy, entry["latency_ms"]), 6), "rejected": False,
+                           "train_seconds": round(result.seconds, 2), "params": result.params,
+                           "wall_seconds": round(time.monotonic() - started, 1)})
+            report()
+    return search.log

@@ -1,0 +1,180 @@
+"""Search controllers: the ask/tell contract, exact resume from JSON state, aging evolution, the PPO
+gradient against finite differences, PPO learning a toy reward, and random search's uniformity."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from latprof.errors import LatprofError
+from latprof.search.controllers import (
+    CONTROLLERS,
+    Controller,
+    PPOController,
+    RandomSearch,
+    RegularizedEvolution,
+    make_controller,
+)
+from latprof.space import get_space
+
+SIZES = [len(choice.options) for choice in get_space("mnasnet").choices()]
+SMALL = {"ppo": {"batch_size": 8, "hidden": 16}, "evolution": {"population_size": 6, "sample_size": 3}, "random": {}}
+
+
+def toy_reward(decisions: list[int]) -> float:
+    """Fraction of decisions at option 0: a reward with one obvious optimum."""
+    return sum(d == 0 for d in decisions) / len(decisions)
+
+
+def drive(controller: Controller, tells: int, outstanding: int = 3, seed: int = 0) -> None:
+    """Keep ``outstanding`` candidates asked and tell a random one of them back, ``tells`` times,
+    as the search loop does when workers finish out of order."""
+    rng = random.Random(seed)
+    asked = controller.ask(outstanding)
+    for _ in range(tells):
+        done = asked.pop(rng.randrange(len(asked)))
+        controller.tell([done], [toy_reward(done) + rng.random() * 0.1])
+        asked += controller.ask(1)
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_asks_are_valid_decision_lists(name):
+    controller = make_controller(name, SIZES, seed=3, **SMALL[name])
+    batch = controller.ask(40)
+    assert len(batch) == 40
+    assert all(len(d) == len(SIZES) and all(0 <= x < k for x, k in zip(d, SIZES)) for d in batch)
+    assert all(type(x) is int for d in batch for x in d)
+    get_space("mnasnet").decode(batch[0])
+    assert controller.ask(0) == []
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_tells_out_of_order_and_partial(name):
+    controller = make_controller(name, SIZES, seed=1, **SMALL[name])
+    batch = controller.ask(10)
+    controller.tell(batch[7:3:-1], [toy_reward(d) for d in batch[7:3:-1]])  # partial, reversed
+    assert len(controller.pending) == 6
+    with pytest.raises(LatprofError, match="never asked"):
+        controller.tell([batch[5]], [0.5])  # told already
+    before = json.dumps(controller.state())
+    stranger = next(d for d in ([0] * len(SIZES), [1] * len(SIZES)) if d not in controller.pending)
+    with pytest.raises(LatprofError, match="never asked"):
+        controller.tell([batch[0], stranger], [0.1, 0.2])
+    with pytest.raises(LatprofError, match="finite"):
+        controller.tell([batch[0]], [float("nan")])
+    assert json.dumps(controller.state()) == before  # a refused tell changes nothing
+    rest = [batch[i] for i in (9, 0, 2, 8, 1, 3)]
+    controller.tell(rest, [toy_reward(d) for d in rest])
+    assert controller.pending == [] and controller.told == 10
+    drive(controller, tells=30)  # and it keeps going (PPO updates, evolution mutates)
+
+
+def test_same_candidate_asked_twice_is_matched_to_its_oldest_copy():
+    controller = PPOController([2], seed=0, batch_size=100)
+    batch = controller.ask(12)
+    repeated = next(d for d in batch if batch.count(d) > 1)
+    first = batch.index(repeated)
+    controller.tell([repeated], [1.0])
+    assert controller.buffer[0][2] == pytest.approx(math.log(0.5))
+    assert len(controller.pending_logp) == 11 and controller.pending[first:] == batch[first + 1:]
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_state_round_trip_through_json_is_exact(name):
+    original = make_controller(name, SIZES, seed=7, **SMALL[name])
+    drive(original, tells=37)  # several PPO updates, a full and aged population, candidates pending
+    text = json.dumps(original.state(), allow_nan=False)
+    restored = Controller.from_state(json.loads(text))
+    assert type(restored) is type(original) and json.dumps(restored.state()) == text
+    for _ in range(3):  # the next asks, and what is learnt from them, are the same
+        a, b = original.ask(5), restored.ask(5)
+        assert a == b
+        rewards = [toy_reward(d) for d in a]
+        original.tell(a[::-1], rewards[::-1])
+        restored.tell(b[::-1], rewards[::-1])
+    assert json.dumps(restored.state()) == json.dumps(original.state())
+
+
+def test_from_state_refuses_another_controllers_state():
+    state = RandomSearch(SIZES, seed=0).state()
+    with pytest.raises(LatprofError, match="cannot restore"):
+        PPOController.from_state(state)
+    assert isinstance(RandomSearch.from_state(state), RandomSearch)
+
+
+def test_evolution_ages_out_the_oldest_member():
+    evolution = RegularizedEvolution([3, 3, 3, 3], seed=2, population_size=5, sample_size=2)
+    told = []
+    for step in range(30):
+        (child,) = evolution.ask(1)
+        if step >= 5:  # past the random start: one decision of a living member changed
+            assert any(sum(a != b for a, b in zip(child, member)) == 1 for member, _ in evolution.population)
+        reward = float(step % 7)  # rewards unrelated to age: only aging may remove the best
+        evolution.tell([child], [reward])
+        told.append((child, reward))
+        assert len(evolution.population) == min(step + 1, 5)
+        assert evolution.population == told[-5:]
+
+
+def test_evolution_with_outstanding_asks():
+    evolution = RegularizedEvolution(SIZES, seed=0, population_size=4, sample_size=2)
+    first = evolution.ask(6)  # more than the population before anything is told: all random
+    evolution.tell(first[:1], [1.0])
+    child = evolution.ask(1)[0]
+    assert sum(a != b for a, b in zip(child, first[0])) == 1  # the only member is the parent
+
+
+def test_ppo_gradient_matches_finite_differences():
+    ppo = PPOController([3, 2, 4, 2], seed=1, hidden=5, entropy=0.05)
+    rng = np.random.default_rng(0)
+    ppo.theta = rng.normal(0, 0.5, ppo.theta.shape)  # off the zero heads, so every weight matters
+    actions = np.array(ppo.ask(6))
+    old_logp = np.array(ppo.pending_logp) + rng.normal(0, 0.3, 6)  # some ratios outside the clip range
+    advantages = rng.normal(size=6)
+    _, grad = ppo.loss_and_grad(ppo.theta, actions, old_logp, advantages)
+    numeric = np.zeros_like(grad)
+    for k in range(len(grad)):
+        step = np.zeros_like(grad)
+        step[k] = 1e-6
+        numeric[k] = (ppo.loss_and_grad(ppo.theta + step, actions, old_logp, advantages)[0]
+                      - ppo.loss_and_grad(ppo.theta - step, actions, old_logp, advantages)[0]) / 2e-6
+    assert np.abs(numeric - grad).max() < 1e-7 * max(1.0, np.abs(grad).max())
+    assert np.abs(grad).max() > 1e-3
+
+
+def test_ppo_starts_uniform_and_keeps_sampling_log_probs():
+    ppo = PPOController(SIZES, seed=0)
+    ppo.ask(3)
+    assert ppo.pending_logp == pytest.approx([-sum(math.log(k) for k in SIZES)] * 3)
+
+
+def test_ppo_learns_a_toy_reward():
+    ppo = PPOController(SIZES, seed=0)
+    rewards = []
+    for _ in range(250):
+        (decisions,) = ppo.ask(1)
+        rewards.append(toy_reward(decisions))
+        ppo.tell([decisions], [rewards[-1]])
+    assert np.mean(rewards[-50:]) > np.mean(rewards[:50]) + 0.25
+
+
+def test_random_search_is_uniform():
+    random_search = RandomSearch([2, 3, 5], seed=0)
+    counts = [np.bincount(column, minlength=k) for column, k in zip(np.array(random_search.ask(6000)).T, [2, 3, 5])]
+    for count, k in zip(counts, [2, 3, 5]):
+        assert np.abs(count / 6000 - 1 / k).max() < 0.02
+
+
+def test_make_controller_errors_are_one_line_latprof_errors():
+    with pytest.raises(LatprofError, match="unknown controller"):
+        make_controller("bayes", SIZES)
+    with pytest.raises(LatprofError, match="learning_rate"):
+        make_controller("ppo", SIZES, learning_rate=0.1)
+    with pytest.raises(LatprofError):
+        make_controller("random", [3, 0])
+    with pytest.raises(LatprofError):
+        make_controller("random", SIZES).ask(-1)
