@@ -129,7 +129,7 @@ class Phone:
         for attempt in range(RETRIES + 1):
             try:
                 return action()
-            except (adbutils.AdbError, OSError) as exc:
+            except (adbutils.AdbError, OSError, EOFError) as exc:  # EOFError: the socket closed mid-reply
                 if self._looks_online() or attempt == RETRIES:
                     raise LatprofError(f"phone {self.serial}: {what} failed ({str(exc).strip() or type(exc).__name__})") \
                         from None

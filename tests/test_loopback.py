@@ -164,7 +164,8 @@ def test_closing_the_stream_hangs_up_the_command_but_not_nohup_jobs(phone):
     stream = phone.device().shell(
         "trap 'echo hup > /data/local/tmp/hup' HUP; "
         "nohup sh -c 'sleep 1; echo alive > /data/local/tmp/alive' >/dev/null 2>&1 & "
-        "echo started > /data/local/tmp/started; sleep 30", stream=True)
+        # Output keeps flowing: the adb server notices a closed client when it next writes to it.
+        "echo started > /data/local/tmp/started; while :; do echo tick; sleep 0.2; done", stream=True)
     wait_for_text(phone.device_path("/data/local/tmp/started"))
     stream.close()
     assert wait_for_text(phone.device_path("/data/local/tmp/hup")) == "hup\n"

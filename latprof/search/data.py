@@ -6,15 +6,15 @@ latprof's dependencies: the digits are drawn in 21 of matplotlib's fonts (DejaVu
 Modern) with random size, stroke weight, rotation, shear, shift and colour, sometimes flanked by
 neighbouring digits, over patches of the two photos scikit-learn ships (``load_sample_images``)
 with textures of random strength, plus noise.  Every image is drawn afresh, nothing is downloaded,
-and 4,000 images at 32x32 take about two seconds; they are kept in memory only.
+and its 4,000 images at 32x32 take about two seconds; they are kept in memory only.
 
-Why this one, measured with 2 epochs at 32x32 on this machine:
+Why this one, measured with 2 epochs (at 32x32 unless said) on this machine:
 - scikit-learn's 1,797 handwritten 8x8 digits (MNIST-M style over the same photo patches) are too
-  few: networks memorised the source digits (MnasNet-A1: 51% train, 19% validation accuracy).
-- Light-on-dark digits without clutter are too easy (a 5-layer CNN: 94%); with clutter and ink of
-  either polarity too hard for two epochs (MnasNet-A1: 16-22%, barely above chance).
-- This task: the 5-layer CNN reaches 77% and MnasNet-A1 42%, so a candidate's ACC is neither
-  saturated nor noise, and architectures differ (``bench/train_speed.py`` reports the spread).
+  few: networks memorised the source digits (MnasNet-A1 at 64x64: 51% train, 19% validation).
+- Light digits on black are too easy (a 5-layer CNN: 94%); with strong clutter and ink of either
+  polarity, too hard for two epochs (MnasNet-A1: 16-22%, barely above chance).
+- This task: the 5-layer CNN reaches 74% and MnasNet-A1 30%, so ACC is neither saturated nor
+  noise, and architectures differ (``bench/train_speed.py`` reports the spread).
 Keras and TFDS datasets need downloads at run time, which latprof may not do.
 
 A user's folder has one subfolder of images per class, as Keras' ``image_dataset_from_directory``
