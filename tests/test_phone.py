@@ -8,6 +8,7 @@ phone, which is how "measured exactly once" is checked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -64,8 +65,8 @@ def latprof(*args, check: bool = False, timeout: float = 300, env: dict | None =
     return done
 
 
-def profile_args(phone, stand_in, model, run_dir, *extra) -> list:
-    return ["profile", "--device", phone.serial, "--benchmark-binary", stand_in, "--models", model, "-o", run_dir,
+def profile_args(serial: str, stand_in, model, run_dir, *extra) -> list:
+    return ["profile", "--device", serial, "--benchmark-binary", stand_in, "--models", model, "-o", run_dir,
             *FAST, *extra]
 
 
@@ -99,7 +100,7 @@ def test_devices_lists_the_host_and_the_phone(phone):
 def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phone, stand_in, tiny_model, tmp_path):
     run_dir = tmp_path / "run"
     started = time.monotonic()
-    summary = json.loads(latprof(*profile_args(logged_phone, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
+    summary = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
     seconds = time.monotonic() - started
     assert summary["requested"] == 8 and summary["measured_now"] == 8 and summary["already_measured"] == 0
     assert len(calls(logged_phone)) == 8 == len(set(calls(logged_phone)))
@@ -110,8 +111,6 @@ def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phon
         assert record["conditions"]["before_thermal"] == "0" and record["conditions"]["after_thermal"] == "0"
         assert record["conditions"]["mask"] and record["conditions"]["before_level"] == "87"
     provenance = json.loads((run_dir / "run.json").read_text())["provenance"]
-    import hashlib
-
     assert provenance["device"] == "Loopback Pixel 7"
     assert provenance["binary_sha256"] == hashlib.sha256(stand_in.read_bytes()).hexdigest()
     assert provenance["threads"] == 1 and provenance["delegate"] == "xnnpack" and provenance["dtype"] == "float32"
@@ -119,7 +118,7 @@ def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phon
     assert provenance["details"]["serials"] == [logged_phone.serial]
     assert "Android" in provenance["runtime"] and "cores" in provenance["hardware"]
 
-    again = json.loads(latprof(*profile_args(logged_phone, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
+    again = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
     assert again["measured_now"] == 0 and again["already_measured"] == 8 and len(calls(logged_phone)) == 8
 
     lut = tmp_path / "phone_lut.json"
@@ -133,7 +132,7 @@ def test_profile_survives_three_adbd_crashes(logged_phone, stand_in, tiny_model,
     """adbd dies three times during the run (a loose cable); the job on the phone goes on, the
     host waits for the phone and follows it to the end."""
     run_dir = tmp_path / "run"
-    command = [latprof_executable(), *map(str, profile_args(logged_phone, stand_in, tiny_model, run_dir)),
+    command = [latprof_executable(), *map(str, profile_args(logged_phone.serial, stand_in, tiny_model, run_dir)),
                "--min-secs", "1.0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     crashes, deadline = 0, time.monotonic() + 240
@@ -154,7 +153,7 @@ def test_profile_survives_three_adbd_crashes(logged_phone, stand_in, tiny_model,
 
 def test_a_killed_host_resumes_without_measuring_twice(logged_phone, stand_in, tiny_model, tmp_path):
     run_dir = tmp_path / "run"
-    args = profile_args(logged_phone, stand_in, tiny_model, run_dir, "--min-secs", "0.3")
+    args = profile_args(logged_phone.serial, stand_in, tiny_model, run_dir, "--min-secs", "0.3")
     process = subprocess.Popen([latprof_executable(), *map(str, args)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -172,7 +171,7 @@ def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, st
     """The phone drops off for longer than --reconnect-timeout (adbd gone, cable out): the host
     stops with a message; the job on the phone goes on, and the re-run collects its results."""
     run_dir = tmp_path / "run"
-    args = profile_args(logged_phone, stand_in, tiny_model, run_dir, "--min-secs", "0.3")
+    args = profile_args(logged_phone.serial, stand_in, tiny_model, run_dir, "--min-secs", "0.3")
     command = [latprof_executable(), *map(str, args), "--reconnect-timeout", "2"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -190,7 +189,7 @@ def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, st
 
 
 def test_phone_not_connected(adb_server, stand_in, tiny_model, tmp_path):
-    done = latprof(*profile_args(type("P", (), {"serial": "127.0.0.1:9"})(), stand_in, tiny_model, tmp_path / "run"))
+    done = latprof(*profile_args("127.0.0.1:9", stand_in, tiny_model, tmp_path / "run"))
     one_line_error(done, "127.0.0.1:9", "is absent", "plug it in")
     assert not (tmp_path / "run").exists()
 
@@ -200,7 +199,7 @@ def test_wrong_abi_binary_is_refused_before_models_are_pushed(phone, tiny_model,
     # An ELF header for aarch64 (e_machine 183): what the official android_aarch64 build starts with.
     arm64.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + (2).to_bytes(2, "little") + (183).to_bytes(2, "little")
                       + bytes(100))
-    done = latprof(*profile_args(phone, arm64, tiny_model, tmp_path / "run"))
+    done = latprof(*profile_args(phone.serial, arm64, tiny_model, tmp_path / "run"))
     one_line_error(done, "arm64-v8a", "x86_64")
     assert not phone.device_path("/data/local/tmp/latprof/models").exists()
     assert not phone.device_path("/data/local/tmp/latprof/bin").exists()
@@ -209,12 +208,12 @@ def test_wrong_abi_binary_is_refused_before_models_are_pushed(phone, tiny_model,
 def test_binary_that_does_not_run_on_the_phone(phone, tiny_model, tmp_path):
     garbage = tmp_path / "benchmark_model"
     garbage.write_bytes(os.urandom(4096))
-    one_line_error(latprof(*profile_args(phone, garbage, tiny_model, tmp_path / "run")), "does not run on phone")
+    one_line_error(latprof(*profile_args(phone.serial, garbage, tiny_model, tmp_path / "run")), "does not run on phone")
     assert not phone.device_path("/data/local/tmp/latprof/models").exists()
 
 
 def test_missing_binary(phone, tiny_model, tmp_path):
-    done = latprof(*profile_args(phone, tmp_path / "absent", tiny_model, tmp_path / "run"))
+    done = latprof(*profile_args(phone.serial, tmp_path / "absent", tiny_model, tmp_path / "run"))
     one_line_error(done, "does not exist")
 
 
@@ -222,7 +221,7 @@ def test_a_full_phone_is_a_clear_error(phone_factory, stand_in, tiny_model, tmp_
     scripts = sum(p.stat().st_size for p in (Path(__file__).parent.parent / "device_scripts").glob("*.sh"))
     # Room for the scripts and the binary, not for the models.
     full = phone_factory(quota_bytes=scripts + stand_in.stat().st_size + 1024).start()
-    done = latprof(*profile_args(full, stand_in, tiny_model, tmp_path / "run"))
+    done = latprof(*profile_args(full.serial, stand_in, tiny_model, tmp_path / "run"))
     one_line_error(done, "storage full", "re-run the same command")
     measurements = tmp_path / "run" / "measurements.jsonl"
     assert not measurements.exists() or measurements.read_text() == ""

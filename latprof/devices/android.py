@@ -232,7 +232,12 @@ class AndroidDevice:
         results = self.run_job({name: Path(model) for name, model in zip(names, models)}, progress)
         return [results[name] for name in names]
 
-    @property
+    @cached_property
+    def scripts(self) -> str:
+        """The phone's folder of device_scripts (pushed once per device object)."""
+        return install_scripts(self.phone)
+
+    @cached_property
     def results_dir(self) -> str:
         """Results are shared by every job with the same binary, flags and pinning."""
         settings = {"binary": self.binary_sha256, "flags": format_flags(self.flags), "mask": self.info.mask,
@@ -258,7 +263,7 @@ class AndroidDevice:
         seen, restarts, last_progress = 0, 0, len(results)
         self._start(job)
         while True:
-            lines = self.phone.check(f"sh {quote(install_scripts(self.phone) + '/status.sh')} {quote(job)} {seen}",
+            lines = self.phone.check(f"sh {quote(self.scripts + '/status.sh')} {quote(job)} {seen}",
                                      "reading the job's progress").splitlines()
             state = lines[-1].removeprefix("state=") if lines and lines[-1].startswith("state=") else "unknown"
             for name in lines[:-1]:
@@ -314,7 +319,7 @@ class AndroidDevice:
 
     def _start(self, job: str) -> None:
         """Start the loop detached from the adb session (setsid + nohup): it survives a lost cable."""
-        script = quote(install_scripts(self.phone) + "/measure.sh")
+        script = quote(self.scripts + "/measure.sh")
         log, job_q = quote(job + "/log"), quote(job)
         self.phone.check(f"if command -v setsid >/dev/null 2>&1; then setsid nohup sh {script} {job_q} >>{log} 2>&1 "
                          f"</dev/null & else nohup sh {script} {job_q} >>{log} 2>&1 </dev/null & fi",
@@ -335,7 +340,9 @@ class AndroidDevice:
                       **{f"before_{k}": v for k, v in parse_conditions(header.get("before", "")).items()},
                       **{f"after_{k}": v for k, v in parse_conditions(header.get("after", "")).items()},
                       "statistic": run.statistic}
-        low = stats.p5 if stats is not None and stats.p5 is not None else (stats.min if stats else run.latency_us)
-        high = stats.p95 if stats is not None and stats.p95 is not None else (stats.max if stats else run.latency_us)
-        median = stats.median if stats is not None and stats.median is not None else run.latency_us
-        return Timing(run.latency_us, median, low, high, stats.count if stats else 0, conditions)
+        if stats is None:  # the oldest output form prints only a mean
+            return Timing(run.latency_us, run.latency_us, run.latency_us, run.latency_us, 0, conditions)
+        # Percentiles where the binary prints them, else the extremes.
+        low, high = (stats.p5, stats.p95) if stats.p5 is not None else (stats.min, stats.max)
+        return Timing(run.latency_us, stats.median if stats.median is not None else run.latency_us, low, high,
+                      stats.count, conditions)

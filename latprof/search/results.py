@@ -3,6 +3,7 @@ best model exported with its measured latency next to the predicted one."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,20 +48,18 @@ def scaled_reference(name: str, target_ms: float, latency_ms: Callable[[Architec
     return min(candidates.values(), key=lambda arch: abs(base_ms * Network(arch).macs / base_macs - target_ms))
 
 
-def evaluate_references(out_dir: Path, config: SearchConfig, latency_source, executor) -> list[dict]:
+def evaluate_references(out_dir: Path, config: SearchConfig, latency_source, executor, resolution: int) -> list[dict]:
     """Reference models trained like every candidate (once: kept in the search folder)."""
     path = out_dir / REFERENCES_FILE
     done = {row["name"]: row for row in read_jsonl(path, required=("name", "arch"))}
-    resolution = max(Architecture.from_string(row["arch"]).resolution for row in read_log(out_dir))
-    todo = [name for name in REFERENCES if name not in done]
-    archs = {name: scaled_reference(name, config.target_ms, lambda a: latency_source.latency_ms(a)[0], resolution)
-             for name in todo}
+    lookup = functools.cache(lambda text: latency_source.latency_ms(Architecture.from_string(text)))  # measure once
+    archs = {name: scaled_reference(name, config.target_ms, lambda a: lookup(a.to_string())[0], resolution)
+             for name in REFERENCES if name not in done}
     futures = {name: executor.submit(train_candidate, arch.to_string(), config.train) for name, arch in archs.items()}
     for name, future in futures.items():
-        arch = archs[name]
-        latency, source = latency_source.latency_ms(arch)
+        latency, source = lookup(archs[name].to_string())
         accuracy = future.result().accuracy
-        row = {"name": name, "arch": arch.to_string(), "latency_ms": latency, "latency_source": source,
+        row = {"name": name, "arch": archs[name].to_string(), "latency_ms": latency, "latency_source": source,
                "accuracy": round(accuracy, 5), "reward": round(config.reward(accuracy, latency), 6)}
         append_jsonl(path, [row])
         done[name] = row
@@ -110,15 +109,17 @@ def export_model(arch: Architecture, path: str | Path, device, latency_source, c
 def summarize(out_dir: Path, config: SearchConfig, latency_source, executor, device, cache: ModelCache,
               top_k: int = 10) -> dict:
     """Top-k table, Pareto plot with the references, and the best model exported and measured."""
-    table = pd.DataFrame([entry for entry in read_log(out_dir) if not entry["rejected"]])
+    log = read_log(out_dir)
+    table = pd.DataFrame([entry for entry in log if not entry["rejected"]])
     best = table.sort_values("reward", ascending=False).head(top_k)
     columns = ["id", "reward", "accuracy", "latency_ms", "latency_source", "arch"]
     best[columns].to_csv(out_dir / "top_k.csv", index=False)
-    references = evaluate_references(out_dir, config, latency_source, executor)
+    resolution = max(Architecture.from_string(text).resolution for text in table["arch"])
+    references = evaluate_references(out_dir, config, latency_source, executor, resolution)
     plot = plot_pareto(table, references, config.target_ms, out_dir / "pareto.png")
     exported = export_model(Architecture.from_string(best.iloc[0]["arch"]), out_dir / "best.tflite", device,
                             latency_source, cache)
-    rejected = sum(1 for entry in read_log(out_dir) if entry["rejected"])
+    rejected = len(log) - len(table)
     return {"trained": len(table), "rejected": rejected, "top_k": best[columns].to_dict(orient="records"),
             "references": references, "pareto_plot": str(plot), "pareto_front": len(pareto_front(table)),
             "best": {**exported.__dict__, "error_pct": round(exported.error_pct, 2)}}
