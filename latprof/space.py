@@ -13,7 +13,7 @@ from itertools import product
 
 from latprof.arch import SKIP_IDENTITY, SKIP_NONE, SKIP_POOL, Architecture, Block
 from latprof.errors import LatprofError
-from latprof.network import block_layers, head_layer, same_out, stem_layer
+from latprof.network import LayerSpec, block_layers, head_layer, same_out, stem_layer
 from latprof.ops import OpSpec
 
 # conv op name -> (expand ratio, regular conv)
@@ -94,20 +94,20 @@ class SearchSpace:
             total *= len(choice.options)
         return total
 
-    def unique_ops(self) -> set[OpSpec]:
-        """Every op spec any architecture of the space can contain, without visiting 1e19 nets.
+    def unique_layers(self) -> set[LayerSpec]:
+        """Every layer any architecture of the space can contain, without visiting 1e19 nets.
 
-        A layer's ops depend only on the global settings, the block's choices and the width
-        coming in, which is the previous block's width choice: enumerate per block and width.
-        Two layers per block stand for any count, since all layers after the first are alike.
+        A layer depends only on the global settings, the block's choices and the width coming
+        in, which is the previous block's width choice: enumerate per block and width.  Two
+        layers per block stand for any count, since all layers after the first are alike.
         """
-        ops: set[OpSpec] = set()
+        layers: set[LayerSpec] = set()
         for resolution in self.resolutions:
             for multiplier in self.multipliers:
                 arch = self.decode([0] * len(self.choices()))
                 arch = replace(arch, resolution=resolution, width=multiplier)
                 stem = stem_layer(arch)
-                ops.update(stem.ops())
+                layers.add(stem)
                 size, incoming = stem.out_size, {stem.out_ch}
                 for i, base in enumerate(self.base_widths):
                     outs = {arch.filters(int(round(base * w))) for w in self.width_ratios}
@@ -115,12 +115,14 @@ class SearchSpace:
                             incoming, self.conv_ops, self.kernels, self.se_ratios, self.skips, outs):
                         expand, regular = CONV_OPS[conv_op]
                         block = Block(2, kernel, self.strides[i], expand, channels, out, se, skip, regular)
-                        for layer in block_layers(block, size, channels, out):
-                            ops.update(layer.ops())
+                        layers.update(block_layers(block, size, channels, out))
                     size, incoming = same_out(size, self.strides[i]), outs
-                for channels in incoming:
-                    ops.update(head_layer(arch, size, channels).ops())
-        return ops
+                layers.update(head_layer(arch, size, channels) for channels in incoming)
+        return layers
+
+    def unique_ops(self) -> set[OpSpec]:
+        """Every op spec any architecture of the space can contain: the ops of its unique layers."""
+        return {op for layer in self.unique_layers() for op in layer.ops()}
 
 
 SPACES = {"mnasnet": SearchSpace()}
