@@ -209,7 +209,7 @@ def profile(target, space_name, sample, seed, whole_space, models, run_dir, as_j
 
 @main.group()
 def lut() -> None:
-    """Build and inspect latency lookup tables."""
+    """Build, inspect, import and export latency lookup tables."""
 
 
 @lut.command("build")
@@ -229,6 +229,55 @@ def lut_build(run_dirs, output, allow_mixed, as_json):
                          f"{table.provenance.delegate}, {table.provenance.dtype}")
 
 
+@lut.command("import")
+@click.argument("yaml_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="LUT file to write.")
+@click.option("--device", help="Device name for the provenance [default: 'imported from FILE'].")
+@click.option("--hardware", help="Hardware description [default: 'imported from FILE'].")
+@click.option("--runtime", default="unknown (imported)", show_default=True, help="Runtime that measured the table.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Threads it was measured with.")
+@click.option("--delegate", default="unknown", show_default=True, help="Delegate it was measured with.")
+@click.option("--dtype", default="float32", show_default=True, help="Data type it was measured with.")
+@click.option("--json", "as_json", is_flag=True)
+def lut_import(yaml_file, output, device, hardware, runtime, threads, delegate, dtype, as_json):
+    """Read a ProxylessNAS/OFA yaml LUT (key -> {count, mean, var}) into a LUT of layer rows.
+
+    Predictions of architectures then use a layer's row where the LUT has its key. The provenance
+    is what the options say (the yaml records none); binary_sha256 is the yaml file's sha256.
+    """
+    from latprof.proxyless import import_yaml
+
+    table = import_yaml(yaml_file, device, hardware, runtime, threads, delegate, dtype)
+    table.save(output)
+    details = table.provenance.details
+    data = {"lut": output, "entries": len(table), "by_type": details["entries_by_type"], "variant": details["variant"],
+            "provenance": table.provenance.to_dict()}
+    _emit(data, as_json, f"wrote {output}: {len(table)} layer rows ({details['variant']} keys; "
+                         + ", ".join(f"{n} {kind}" for kind, n in details["entries_by_type"].items())
+                         + f") from {yaml_file} (sha256 {details['source_sha256'][:12]}...)")
+
+
+@lut.command("export")
+@click.argument("lut_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="yaml file to write.")
+@click.option("--variant", type=click.Choice(["proxylessnas", "ofa"]), default="proxylessnas", show_default=True,
+              help="Keys of ProxylessNAS (expand = ratio, no SE) or of OFA (expand = middle width, se/hs flags).")
+@click.option("--space", "space_name", default="mnasnet", show_default=True,
+              help="Export the layers of this search space ('none' for no space).")
+@click.option("--arch", "archs", multiple=True, help="Also export the layers of this architecture (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def lut_export(lut_file, output, variant, space_name, archs, as_json):
+    """Write a LUT in the ProxylessNAS/OFA yaml format: its layer rows as they are, and one entry per
+    layer of the space (and of --arch) whose ops are all in the LUT, with the layer's share of a
+    network as mean (the invoke overhead is carried by the stem's entry)."""
+    from latprof.lut import LUT
+    from latprof.proxyless import export_layers, export_yaml
+
+    table = LUT.load(lut_file)
+    summary = export_yaml(table, output, export_layers(None if space_name == "none" else space_name, archs), variant)
+    _emit(summary.to_dict(), as_json, summary.text())
+
+
 @lut.command("show")
 @click.argument("lut_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
@@ -240,7 +289,11 @@ def lut_show(lut_file, as_json):
     by_op = table.table.groupby("op")["latency_us"].agg(["count", "median"]).round(2)
     data = {"provenance": table.provenance.to_dict(), "ops": len(table), "overhead_us": table.overhead_us,
             "sources": table.sources, "by_op": by_op.to_dict(orient="index")}
-    text = "\n".join([f"{k}: {v}" for k, v in table.provenance.to_dict().items()] +
+    provenance = table.provenance.to_dict()
+    # a long mapping in details (an imported table's per-entry variances) is counted, not printed
+    provenance["details"] = {k: f"{{{len(v)} entries}}" if isinstance(v, dict) and len(v) > 8 else v
+                             for k, v in provenance["details"].items()}
+    text = "\n".join([f"{k}: {v}" for k, v in provenance.items()] +
                      [f"ops: {len(table)}, overhead: {table.overhead_us:.2f} us", by_op.to_string()])
     _emit(data, as_json, text)
 

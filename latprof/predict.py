@@ -53,4 +53,6 @@ def predict_ops(target: str, ops: list[OpSpec], lut: LUT) -> Prediction:
 
 
 def predict(target: str, lut: LUT) -> Prediction:
-    return predict_ops(target, target_ops(target), lut)
+    from latprof.proxyless import layer_prediction  # a LUT's layer rows (imported ProxylessNAS/OFA tables) first
+
+    return layer_prediction(target, lut) or predict_ops(target, target_ops(target), lut)
