@@ -177,16 +177,30 @@ def main() -> None:
 @click.option("--all", "whole_space", is_flag=True, help="Profile every op the search space can produce.")
 @click.option("--models", multiple=True, type=click.Path(dir_okay=False),
               help="Profile the ops of these .tflite files (repeatable).")
+@click.option("--adaptive", is_flag=True,
+              help="Measure only --budget ops of what was named, chosen round by round where the predictor is least sure.")
+@click.option("--budget", type=click.IntRange(2), help="With --adaptive: ops to measure for training.")
+@click.option("--rounds", type=click.IntRange(1), default=4, show_default=True,
+              help="With --adaptive: rounds after the random start.")
+@click.option("--check", "check_ops", type=click.IntRange(1), default=100, show_default=True,
+              help="With --adaptive: random ops measured only to score each round.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder; re-running into it resumes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def profile(target, space_name, sample, seed, whole_space, models, run_dir, as_json):
-    """Measure per-op microbenchmarks on a device into RUN_DIR (resumable)."""
+def profile(target, space_name, sample, seed, whole_space, models, adaptive, budget, rounds, check_ops, run_dir,
+            as_json):
+    """Measure per-op microbenchmarks on a device into RUN_DIR (resumable).
+
+    With --adaptive --budget N, what --sample/--all/--models name is the pool to choose from
+    (the whole space when none is given)."""
     from latprof.network import Network
     from latprof.profiling import profile as run_profile
     from latprof.space import get_space
     from latprof.tflite_file import decompose
 
+    if adaptive != bool(budget):
+        raise LatprofError("--adaptive and --budget N go together")
+    whole_space = whole_space or (adaptive and not (sample or models))
     if not (sample or whole_space or models):
         raise LatprofError("say what to profile: --sample N, --all or --models FILE.tflite")
     space = get_space(space_name)
@@ -198,6 +212,9 @@ def profile(target, space_name, sample, seed, whole_space, models, run_dir, as_j
     for model in models:
         specs += list(decompose(model).ops)
     request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "models": list(models)}
+    if adaptive:
+        _adaptive(specs, budget, rounds, check_ops, seed, target.make(), run_dir, request, as_json)
+        return
     summary = run_profile(specs, target.make(), run_dir, _cache(), request, _progress())
     lines = [f"profiled {summary.requested} op specs into {summary.run_dir}: {summary.measured_now} measured now, "
              f"{summary.already_measured} already there ({summary.seconds} s)"]
@@ -205,6 +222,20 @@ def profile(target, space_name, sample, seed, whole_space, models, run_dir, as_j
         lines.append(f"{len(summary.unsupported)} ops have no microbenchmark generator and were not measured:")
         lines += [f"  {key}" for key in summary.unsupported]
     _emit(summary.to_dict(), as_json, "\n".join(lines))
+
+
+def _adaptive(specs, budget, rounds, check_ops, seed, device, run_dir, request, as_json) -> None:
+    from latprof.adaptive import AdaptivePlan, adaptive_profile
+
+    plan = AdaptivePlan(budget, rounds, check=check_ops, seed=seed)
+    reports = adaptive_profile(specs, plan, device, run_dir, _cache(), {**request, "adaptive": plan.__dict__},
+                               _progress())
+    lines = [f"adaptive profile into {run_dir}: {reports[-1].trained_on} ops to learn from, "
+             f"{reports[-1].check_ops} more to check; predictor error on the check ops after each round:",
+             "round  trained on  MAPE %  within ±5 %  within ±10 %"]
+    lines += [f"{r.round:5d}  {r.trained_on:10d}  {r.mape_pct:6.2f}  {r.within_5_pct:11.1f}  {r.within_10_pct:12.1f}"
+              for r in reports]
+    _emit([r.__dict__ for r in reports], as_json, "\n".join(lines))
 
 
 @main.group()
@@ -298,32 +329,79 @@ def lut_show(lut_file, as_json):
     _emit(data, as_json, text)
 
 
+def _load_predictor(path, lut_table):
+    """A predictor file, refused when it learned from measurements of other provenance."""
+    if path is None:
+        return None
+    from latprof.measurement import Provenance
+    from latprof.predictor import TrainedPredictor
+
+    trained = TrainedPredictor.load(path)
+    Provenance.from_dict(trained.provenance).require_same(
+        lut_table.provenance, f"the predictor {path} (unlike the LUT)", "train a predictor on this LUT")
+    return trained.model
+
+
 @main.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--lut", "lut_file", required=True, type=click.Path(dir_okay=False), help="LUT to look ops up in.")
-@click.option("--breakdown", is_flag=True, help="Include per-op latencies.")
+@click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False),
+              help="Predictor (from 'latprof predictor train') for ops the LUT lacks.")
+@click.option("--breakdown", is_flag=True, help="Include per-op latencies and where each came from.")
 @click.option("--json", "as_json", is_flag=True)
-def predict(targets, lut_file, breakdown, as_json):
+def predict(targets, lut_file, predictor_file, breakdown, as_json):
     """Predict the latency of architectures (block strings or names) or .tflite files."""
     from latprof.lut import LUT
     from latprof.predict import predict as run_predict
 
     table = LUT.load(lut_file)
-    results = [run_predict(target, table) for target in targets]
+    model = _load_predictor(predictor_file, table)
+    results = [run_predict(target, table, model) for target in targets]
     lines = []
     for r in results:
         if r.latency_ms is None:
             lines.append(f"{r.target}: incomplete, {len(r.missing)} of {r.ops} ops are not in the LUT "
+                         f"{'nor known to the predictor ' if model is not None else ''}"
                          f"(known part {r.known_ms:.3f} ms); profile them with 'latprof profile'")
             lines += [f"  missing {key}" for key in r.missing]
         else:
-            lines.append(f"{r.target}: {r.latency_ms:.3f} ms ({r.ops} ops)")
+            lines.append(f"{r.target}: {r.latency_ms:.3f} ms ({r.ops} ops"
+                         + (f", {r.predicted_ops} estimated by the predictor" if r.predicted_ops else "") + ")")
         if breakdown:
-            lines += [f"  {row['latency_us'] if row['latency_us'] is not None else 'missing':>10} us  {row['key']}"
-                      for row in r.breakdown]
+            lines += [f"  {row['latency_us'] if row['latency_us'] is not None else '-':>10} us  {row['source']:<9}  "
+                      f"{row['key']}" for row in r.breakdown]
     _emit([r.to_dict(breakdown) for r in results], as_json, "\n".join(lines))
     if any(r.latency_ms is None for r in results):
         sys.exit(1)
+
+
+@main.group()
+def predictor() -> None:
+    """Train and inspect latency predictors for ops a LUT has not measured."""
+
+
+@predictor.command("train")
+@click.argument("lut_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Predictor file to write.")
+@click.option("--estimator", type=click.Choice(["trees", "boosting"]), default="trees", show_default=True,
+              help="Regressor per op type.")
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--json", "as_json", is_flag=True)
+def predictor_train(lut_file, output, estimator, folds, as_json):
+    """Fit per-op-type regressors on a LUT and report their cross-validated error."""
+    import pandas as pd
+
+    from latprof.lut import LUT
+    from latprof.predictor import train_predictor
+
+    table = LUT.load(lut_file)
+    trained = train_predictor(table, lut_file, estimator, folds)
+    trained.save(output)
+    data = {"predictor": output, "ops": len(trained.keys), "op_types": trained.model.op_types_,
+            "cross_validation": trained.cross_validation}
+    _emit(data, as_json, f"wrote {output}: trained on {len(trained.keys)} ops of {lut_file}\n"
+                         f"held-out error ({folds}-fold cross-validation):\n"
+                         + pd.DataFrame(trained.cross_validation).to_string(index=False))
 
 
 @main.command()
@@ -371,24 +449,49 @@ def measure(models, target, as_json):
     _emit({"provenance": device.provenance().to_dict(), "models": rows}, as_json, text)
 
 
+def _model_files(items) -> list[str]:
+    """.tflite files named directly or found in named folders (sorted), refusing what is neither."""
+    files = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.glob("*.tflite"))
+            if not found:
+                raise LatprofError(f"{path}: no .tflite files in this folder")
+            files += found
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            raise LatprofError(f"{path}: no such model file or folder")
+    return files
+
+
 @main.command()
 @click.option("--lut", "lut_file", required=True, type=click.Path(dir_okay=False))
-@click.option("--random", "count", required=True, type=click.IntRange(1), help="Number of sampled architectures.")
+@click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False),
+              help="Predictor (from 'latprof predictor train') for ops the LUT lacks.")
+@click.option("--random", "count", type=click.IntRange(1), help="Number of sampled architectures.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--models", multiple=True, help="Also validate these .tflite files, or every .tflite in these folders.")
 @device_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def validate(lut_file, count, seed, space_name, target, out_dir, as_json):
-    """Measure sampled architectures end to end and compare with the LUT's predictions."""
+def validate(lut_file, predictor_file, count, seed, space_name, models, target, out_dir, as_json):
+    """Measure sampled architectures or given models end to end and compare with the predictions."""
     from latprof.lut import LUT
     from latprof.space import get_space
     from latprof.validate import validate as run_validate
 
+    if not (count or models):
+        raise LatprofError("say what to validate: --random N and/or --models DIR_OR_FILE")
+    files = _model_files(models)
     table = LUT.load(lut_file)
+    model = _load_predictor(predictor_file, table)
     p = table.provenance
-    result = run_validate(get_space(space_name).sample_many(count, seed), table,
-                          target.make(p.threads, p.delegate, p.dtype), out_dir, _cache(), _progress())
+    archs = get_space(space_name).sample_many(count, seed) if count else []
+    result = run_validate(archs, table, target.make(p.threads, p.delegate, p.dtype), out_dir, _cache(), _progress(),
+                          model, files)
     _emit(result.to_dict(), as_json, _validation_text(result))
 
 

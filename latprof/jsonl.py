@@ -1,4 +1,5 @@
-"""Append-only JSON-lines files: how run folders keep measurements across kills and resumes."""
+"""JSON on disk that survives a kill: append-only JSON-lines files (how run folders keep
+measurements across kills and resumes) and documents replaced in one atomic rename."""
 
 from __future__ import annotations
 
@@ -44,3 +45,20 @@ def append_jsonl(path: Path, records: list[dict]) -> None:
         handle.write("".join(json.dumps(record) + "\n" for record in records))
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a whole file under a temporary name, then rename it over ``path``: a reader (or a
+    killed writer) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, document, indent: int | None = 0) -> None:
+    write_text_atomic(path, json.dumps(document, indent=indent))

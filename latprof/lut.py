@@ -8,13 +8,13 @@ the table is a pandas DataFrame indexed by op key.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from latprof.errors import LatprofError
+from latprof.jsonl import write_json
 from latprof.measurement import Provenance
 from latprof.ops import OpSpec
 from latprof.profiling import OVERHEAD_SPEC, read_run
@@ -42,15 +42,11 @@ class LUT:
         return len(self.table)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = self.table.reset_index()[COLUMNS].values.tolist()
         document = {"format": FORMAT, "version": VERSION, "provenance": self.provenance.to_dict(),
                     "overhead_us": self.overhead_us, "sources": self.sources, "mixed_provenance": self.mixed,
                     "columns": COLUMNS, "rows": rows}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(document, indent=0))
-        os.replace(tmp, path)
+        write_json(path, document)
 
     @classmethod
     def load(cls, path: str | Path) -> LUT:

@@ -9,7 +9,6 @@ is refused, so one folder never mixes devices, runtimes, threads or dtypes.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError
-from latprof.jsonl import append_jsonl, read_jsonl
+from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.measurement import Provenance, Timing
 from latprof.ops import OpSpec
 
@@ -65,15 +64,9 @@ def _open_run(run_dir: Path, provenance: Provenance) -> set[str]:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise LatprofError(f"{run_dir} exists and is not a latprof run folder; choose another -o")
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / RUN_FILE, {"format": "latprof-run", "version": 1, "provenance": provenance.to_dict(),
+    write_json(run_dir / RUN_FILE, {"format": "latprof-run", "version": 1, "provenance": provenance.to_dict(),
                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "requests": []})
     return set()
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache, request: dict | None = None,
@@ -89,7 +82,7 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
     if request is not None:
         run = json.loads((run_dir / RUN_FILE).read_text())
         run["requests"].append({**request, "specs": len(wanted)})
-        _write_json(run_dir / RUN_FILE, run)
+        write_json(run_dir / RUN_FILE, run, indent=1)
 
     unsupported = ensure_models(todo, provenance.dtype, cache,
                                 progress=lambda done: progress("convert", done, len(todo)))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 
 from latprof.arch import SKIP_IDENTITY, SKIP_POOL, Architecture
 from latprof.errors import LatprofError
+from latprof.jsonl import write_text_atomic
 from latprof.lut import COLUMNS, LUT
 from latprof.measurement import Provenance
 from latprof.network import BLOCK, HEAD, STEM, LayerSpec, Network
@@ -371,9 +371,7 @@ def export_yaml(lut: LUT, path: str | Path, layers, variant: str = PROXYLESS) ->
                            "for has all its ops in it (profile them, e.g. 'latprof profile --all', or pass --arch)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(entries, default_flow_style=False, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(entries, default_flow_style=False, sort_keys=True))
     return ExportSummary(str(path), variant, len(entries), counts["from_layer_rows"], counts["from_ops"],
                          counts["layers"], counts["not_expressible"], counts["incomplete"], counts["not_positive"],
                          counts["conflicting"])

@@ -13,6 +13,7 @@ import pandas as pd
 
 from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures, ensure_models
+from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl
 from latprof.lut import LUT
 from latprof.network import Network
@@ -51,34 +52,44 @@ def _measured(out_dir: Path) -> dict[str, dict]:
 
 
 def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, cache: ModelCache,
-             progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> Validation:
-    """Predict, build, convert and measure each architecture; compare.  Resumable: models already
-    measured into ``out_dir`` are not measured again."""
+             progress: Callable[[str, int, int], None] = lambda stage, done, total: None, predictor=None,
+             models: list[str | Path] = ()) -> Validation:
+    """Predict and measure each architecture (built and converted here) and each given .tflite
+    file; compare.  Resumable: models already measured into ``out_dir`` are not measured again.
+    ``predictor`` estimates the ops the LUT lacks."""
+    from latprof.tflite_file import decompose
+
     provenance = device.provenance()
     # A LUT predicts only the configuration it was measured with.
     lut.provenance.require_same(provenance, "the LUT (unlike this device)", "profile this device")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    nets = {a.to_string(): Network(a) for a in archs}
-    predictions = {text: predict_ops(text, list(net.ops), lut) for text, net in nets.items()}
+    targets = {a.to_string(): list(Network(a).ops) for a in archs}
+    files = {str(m): decompose(m) for m in models}
+    for name, parsed in files.items():
+        if parsed.dtype != lut.provenance.dtype:
+            raise LatprofError(f"{name} is a {parsed.dtype} model and the LUT holds {lut.provenance.dtype} "
+                               "latencies; validate it against a LUT of its dtype")
+        targets[name] = list(parsed.ops)
+    predictions = {name: predict_ops(name, ops, lut, predictor) for name, ops in targets.items()}
     incomplete = [t for t, p in predictions.items() if p.latency_ms is None]
-    complete = [a for a in archs if predictions[a.to_string()].latency_ms is not None]
+    complete = [t for t in targets if predictions[t].latency_ms is not None]
     done = _measured(out_dir)
-    todo = [a for a in complete if a.to_string() not in done]
-    paths = ensure_architectures(todo, provenance.dtype, cache,
-                                 progress=lambda done: progress("convert", done, len(todo)))
+    todo = [t for t in complete if t not in done]
+    todo_archs = [a for a in archs if a.to_string() in todo]
+    paths = {**ensure_architectures(todo_archs, provenance.dtype, cache,
+                                    progress=lambda done: progress("convert", done, len(todo_archs))),
+             **{name: Path(name) for name in files}}
     if todo:
-        timings = device.measure_models([paths[a.to_string()] for a in todo],
-                                      progress=lambda n: progress("measure", n, len(todo)))
-        rows = [{"target": arch.to_string(), **timing.to_dict()} for arch, timing in zip(todo, timings)]
+        timings = device.measure_models([paths[t] for t in todo], progress=lambda n: progress("measure", n, len(todo)))
+        rows = [{"target": t, **timing.to_dict()} for t, timing in zip(todo, timings)]
         append_jsonl(out_dir / MEASURED_FILE, rows)
         done.update((row["target"], row) for row in rows)
-    drift = lut_drift(lut, [op for a in complete for op in nets[a.to_string()].ops], device, cache)
-    rows = [{"target": a.to_string(), "predicted_ms": predictions[a.to_string()].latency_ms,
-             "measured_ms": round(done[a.to_string()]["latency_us"] / 1000, 4),
-             "macs_m": round(nets[a.to_string()].macs / 1e6, 1)}
-            for a in complete]
-    table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m"])
+    drift = lut_drift(lut, [op for t in complete for op in targets[t]], device, cache)
+    rows = [{"target": t, "predicted_ms": predictions[t].latency_ms, "measured_ms": round(done[t]["latency_us"] / 1000, 4),
+             "macs_m": round(sum(op.macs for op in targets[t]) / 1e6, 1), "predicted_ops": predictions[t].predicted_ops}
+            for t in complete]
+    table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m", "predicted_ops"])
     table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)
     result = metrics(table["predicted_ms"].to_numpy(), table["measured_ms"].to_numpy()) if len(table) else {}
     result.update(drift)

@@ -10,7 +10,6 @@ candidates asked but not in the log are trained again, nothing else is repeated.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from latprof.errors import LatprofError
-from latprof.jsonl import append_jsonl, read_jsonl
+from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.search.controllers import CONTROLLERS, make_controller
 from latprof.search.reward import Reward
 from latprof.search.train import TrainSettings, train_candidate
@@ -80,15 +79,6 @@ def read_log(out_dir: Path) -> list[dict]:
     return read_jsonl(Path(out_dir) / LOG_FILE, required=("id", "arch", "reward"))
 
 
-def _save_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 class _Search:
     """The state of one search folder and the steps that change it, each persisted at once."""
 
@@ -113,7 +103,7 @@ class _Search:
         self.pending = [(i, d) for i, d in sorted(self.asked.items()) if i not in logged]
 
     def save(self) -> None:
-        _save_json(self.out_dir / STATE_FILE, {"controller": self.controller.state(), "told": sorted(self.told),
+        write_json(self.out_dir / STATE_FILE, {"controller": self.controller.state(), "told": sorted(self.told),
                                                "asked": {str(k): v for k, v in self.asked.items()}})
 
     def ask(self) -> tuple[int, list[int]]:
@@ -150,7 +140,7 @@ def run_search(out_dir: str | Path, config: SearchConfig | None, latency_source,
         raise LatprofError(f"{out_dir} already holds a search: continue it with --resume, or choose another -o")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _save_json(out_dir / CONFIG_FILE, config.to_dict())
+        write_json(out_dir / CONFIG_FILE, config.to_dict())
     search = _Search(out_dir, config, resume)
     reward, started = config.reward, time.monotonic()
     running: dict[Future, dict] = {}

@@ -1,0 +1,228 @@
+"""The latency predictor: scikit-learn regressors per op type, for ops a LUT has not measured.
+
+``LatencyPredictor`` is a scikit-learn estimator: ``fit(X, y)`` takes op keys (or op specs) and
+their microbenchmark latencies (LUT rows), ``predict(X)`` estimates the LUT row of ops never
+measured, in microseconds (NaN for an op type it never saw), so cross-validation, grid search and pipelines work on it
+unchanged.  One regressor per op type, because a convolution and an addition have nothing to teach each other.
+
+A predictor file is JSON: its hyper-parameters, the LUT and provenance it was trained on, and the
+training table itself.  Loading re-fits (a few seconds), so a file keeps working across
+scikit-learn upgrades and loading one never runs code from it, unlike a pickle; saved check
+predictions tell when a new library version fits a different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
+
+from latprof.errors import LatprofError
+from latprof.features import LINE, feature_matrix
+from latprof.jsonl import write_json
+from latprof.lut import LUT
+from latprof.ops import OpSpec
+
+FORMAT, VERSION = "latprof-predictor", 1
+MIN_TREE_SAMPLES = 20  # below this an op type gets its log-log line alone
+FLOOR_US = 0.01  # a contribution below the timer's resolution, kept positive for the logarithm
+CHECKS = 20  # saved predictions that a re-fit must reproduce
+
+
+def _specs(X) -> list[OpSpec]:
+    return [x if isinstance(x, OpSpec) else OpSpec.from_key(str(x)) for x in np.asarray(X, dtype=object).ravel()]
+
+
+class _OpTypeModel:
+    """One op type: a line in log-log space through the cost counts (latency grows as a power
+    of the work and bytes), plus trees on what the line leaves (cache and tiling effects), which
+    take over once there are enough examples to learn them from."""
+
+    def __init__(self, trees):
+        self.line, self.trees = Ridge(alpha=1e-3), trees
+
+    def fit(self, features: np.ndarray, target: np.ndarray) -> _OpTypeModel:
+        self.line.fit(features[:, LINE], target)
+        if len(target) < MIN_TREE_SAMPLES:
+            self.trees = None
+        if self.trees is not None:
+            self.trees.fit(features, target - self.line.predict(features[:, LINE]))
+        return self
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread (standard deviation across trees) of log latency; a type with too
+        few examples for trees counts as most uncertain (spread 1, a factor of e)."""
+        mean, spread = self.line.predict(features[:, LINE]), np.ones(len(features))
+        if self.trees is not None:
+            mean = mean + self.trees.predict(features)
+            if isinstance(self.trees, ExtraTreesRegressor):
+                spread = np.std([tree.predict(features) for tree in self.trees.estimators_], axis=0)
+        return mean, spread
+
+
+class LatencyPredictor(RegressorMixin, BaseEstimator):
+    """Per-op-type regressors of log latency on log-scale cost features (see ``latprof.features``).
+
+    ``estimator`` picks the trees on top of each type's log-log line: "trees" (extremely
+    randomized trees, whose disagreement is the uncertainty adaptive sampling follows) or
+    "boosting" (gradient-boosted trees).  Types with fewer than ``MIN_TREE_SAMPLES`` examples
+    get the line alone.
+    """
+
+    def __init__(self, estimator: str = "trees", n_estimators: int = 200, random_state: int = 0):
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+
+    def _trees(self):
+        if self.estimator == "trees":
+            return ExtraTreesRegressor(self.n_estimators, max_features=0.6, random_state=self.random_state, n_jobs=1)
+        if self.estimator == "boosting":
+            return HistGradientBoostingRegressor(max_iter=self.n_estimators * 2, learning_rate=0.05,
+                                                 min_samples_leaf=5, random_state=self.random_state)
+        raise LatprofError(f"unknown estimator {self.estimator!r}; use 'trees' or 'boosting'")
+
+    def fit(self, X, y) -> LatencyPredictor:
+        specs, target = _specs(X), np.log(np.maximum(np.asarray(y, dtype=float), FLOOR_US))
+        self.models_ = {}
+        for op, index in _by_type(specs).items():
+            self.models_[op] = _OpTypeModel(self._trees()).fit(feature_matrix([specs[i] for i in index]), target[index])
+        self.op_types_ = sorted(self.models_)
+        return self
+
+    def _log_predictions(self, specs: list[OpSpec]) -> tuple[np.ndarray, np.ndarray]:
+        mean, spread = np.full(len(specs), np.nan), np.full(len(specs), np.nan)
+        for op, index in _by_type(specs).items():
+            if op in self.models_:
+                mean[index], spread[index] = self.models_[op].predict(feature_matrix([specs[i] for i in index]))
+        return mean, spread
+
+    def predict(self, X) -> np.ndarray:
+        """Each op's microbenchmark latency (a LUT row) in microseconds; NaN for op types the
+        predictor never saw."""
+        return np.exp(self._log_predictions(_specs(X))[0])
+
+    def uncertainty(self, X) -> np.ndarray:
+        """Relative uncertainty of each prediction (spread of log latency across trees); NaN
+        for unknown op types, which are the most uncertain of all."""
+        return self._log_predictions(_specs(X))[1]
+
+
+def _by_type(specs: list[OpSpec]) -> dict[str, np.ndarray]:
+    """Row numbers of the specs, grouped by op type."""
+    groups: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        groups.setdefault(spec.op, []).append(i)
+    return {op: np.array(rows) for op, rows in groups.items()}
+
+
+def error_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
+    """MAPE and the shares within +-5% and +-10%, in percent."""
+    error = np.abs(np.asarray(predicted) - np.asarray(measured)) / np.asarray(measured)
+    return {"count": int(error.size), "mape_pct": round(float(100 * error.mean()), 2),
+            "within_5_pct": round(float(100 * (error <= 0.05).mean()), 1),
+            "within_10_pct": round(float(100 * (error <= 0.10).mean()), 1)}
+
+
+def per_type_metrics(specs: list[OpSpec], predicted: np.ndarray, measured: np.ndarray) -> pd.DataFrame:
+    """Error per op type plus an "all" row: the table ``predictor train`` reports."""
+    frame = pd.DataFrame({"op": [s.op for s in specs], "p": predicted, "m": measured}).dropna()
+    rows = [{"op": op, **error_metrics(g["p"], g["m"])} for op, g in frame.groupby("op")]
+    rows.append({"op": "all", **error_metrics(frame["p"], frame["m"])})
+    return pd.DataFrame(rows)
+
+
+def lut_training_data(lut: LUT) -> tuple[list[OpSpec], np.ndarray]:
+    """Op specs of a LUT's op rows and their microbenchmark latencies: what the predictor learns
+    to fill in for a row the LUT lacks (the overhead row is the runtime's, not an op's)."""
+    from latprof.profiling import OVERHEAD_SPEC
+
+    keys = [key for key in lut.table.index if "|" in key and key != OVERHEAD_SPEC.key]
+    return [OpSpec.from_key(key) for key in keys], lut.table.loc[keys, "latency_us"].to_numpy(dtype=float)
+
+
+@dataclass
+class TrainedPredictor:
+    """A fitted predictor with what it was trained on: the unit a predictor file holds."""
+
+    model: LatencyPredictor
+    provenance: dict
+    lut: dict
+    keys: list[str]
+    latency_us: list[float]
+    cross_validation: list[dict]
+
+    def save(self, path: str | Path) -> None:
+        check = self.keys[:: max(1, len(self.keys) // CHECKS)][:CHECKS]
+        document = {"format": FORMAT, "version": VERSION, "params": self.model.get_params(),
+                    "trained_with": {"scikit-learn": version("scikit-learn"), "numpy": np.__version__},
+                    "provenance": self.provenance, "lut": self.lut, "cross_validation": self.cross_validation,
+                    "check": {"keys": check, "latency_us": self.model.predict(check).tolist()},
+                    "columns": ["key", "latency_us"], "rows": [list(r) for r in zip(self.keys, self.latency_us)]}
+        write_json(path, document)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedPredictor:
+        path = Path(path)
+        if not path.is_file():
+            raise LatprofError(f"{path}: no such predictor; train one with 'latprof predictor train LUT -o {path}'")
+        try:
+            document = json.loads(path.read_text())
+            if document.get("format") != FORMAT or document.get("version") != VERSION:
+                raise ValueError(f"format {document.get('format')!r} version {document.get('version')!r}")
+            keys = [str(row[0]) for row in document["rows"]]
+            latency = [float(row[1]) for row in document["rows"]]
+            if not keys or not all(np.isfinite(latency)) or min(latency) <= 0:
+                raise ValueError("rows lack positive latencies")
+            model = LatencyPredictor(**document["params"]).fit(keys, latency)
+            trained = cls(model, dict(document["provenance"]), dict(document["lut"]), keys, latency,
+                          list(document.get("cross_validation", [])))
+            check = document["check"]
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, LatprofError) as exc:
+            raise LatprofError(f"{path}: corrupt or foreign predictor file ({exc}); "
+                               "re-train it with 'latprof predictor train'") from None
+        drift = np.abs(model.predict(check["keys"]) / np.asarray(check["latency_us"], dtype=float) - 1)
+        if drift.size and float(drift.max()) > 0.01:
+            print(f"latprof: warning: {path} re-fitted with scikit-learn {version('scikit-learn')} predicts up to "
+                  f"{100 * drift.max():.1f}% off what it saved; re-train it to make that the reference",
+                  file=sys.stderr)
+        return trained
+
+
+def lut_identity(lut: LUT, path: str | Path) -> dict:
+    """What identifies the LUT a predictor learned from: its file, content hash and size."""
+    data = Path(path).read_bytes()
+    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "rows": len(lut),
+            "overhead_us": lut.overhead_us}
+
+
+def cross_validate(model: LatencyPredictor, specs: list[OpSpec], latency_us: np.ndarray, folds: int = 5,
+                   seed: int = 0) -> pd.DataFrame:
+    """Held-out error per op type: every op predicted by a model fitted without it."""
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    keys = np.array([spec.key for spec in specs], dtype=object)
+    splitter = KFold(min(folds, len(keys)), shuffle=True, random_state=seed)
+    predicted = cross_val_predict(model, keys, latency_us, cv=splitter)
+    return per_type_metrics(specs, predicted, latency_us)
+
+
+def train_predictor(lut: LUT, lut_path: str | Path, estimator: str = "trees", folds: int = 5) -> TrainedPredictor:
+    """Fit a predictor on a LUT's ops and report its cross-validated error per op type."""
+    specs, latency = lut_training_data(lut)
+    if len(specs) < 2:
+        raise LatprofError(f"{lut_path}: {len(specs)} op rows are too few to train a predictor; profile more ops")
+    model = LatencyPredictor(estimator=estimator)
+    table = cross_validate(model, specs, latency, folds)
+    model.fit([s.key for s in specs], latency)
+    return TrainedPredictor(model, lut.provenance.to_dict(), lut_identity(lut, lut_path), [s.key for s in specs],
+                            latency.tolist(), table.to_dict(orient="records"))
