@@ -525,10 +525,12 @@ def _validation_text(result) -> str:
 @click.option("--alpha", type=float, help="Exponent below the target (overrides the preset).")
 @click.option("--beta", type=float, help="Exponent above the target (overrides the preset).")
 @click.option("--controller", type=click.Choice(["ppo", "evolution", "random"]), default="ppo", show_default=True)
-@click.option("--latency", "latency_kind", type=click.Choice(["lut", "measure"]), default="lut", show_default=True,
-              help="lut: sum of the LUT's ops (missing ops are profiled on --device); measure: build and measure "
-                   "each candidate on --device.")
-@click.option("--lut", "lut_file", type=click.Path(dir_okay=False), help="LUT for --latency lut.")
+@click.option("--latency", "latency_kind", type=click.Choice(["lut", "predictor", "measure"]), default="lut",
+              show_default=True,
+              help="lut: sum of the LUT's ops (missing ops are profiled on --device); predictor: the LUT, and "
+                   "--predictor for ops it lacks; measure: build and measure each candidate on --device.")
+@click.option("--lut", "lut_file", type=click.Path(dir_okay=False), help="LUT for --latency lut or predictor.")
+@click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False), help="Predictor for --latency predictor.")
 @device_options
 @click.option("--budget", default=200, show_default=True, type=click.IntRange(1), help="Candidates to train.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Candidates training at once.")
@@ -544,7 +546,7 @@ def _validation_text(result) -> str:
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Search folder.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the search in this folder.")
 @click.option("--json", "as_json", is_flag=True)
-def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, target, budget, workers,
+def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, predictor_file, target, budget, workers,
            executor_name, ray_address, epochs, train_resolution, dataset, reject_outside, seed, top_k, out_dir,
            resume_dir, as_json):
     """Find the most accurate architecture under a latency target (MnasNet's search), resumable."""
@@ -567,7 +569,8 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
         train = replace(train, **{k: v for k, v in {"epochs": epochs, "resolution": train_resolution,
                                                     "dataset": dataset, "seed": seed}.items() if v is not None})
         config = SearchConfig(target_ms=target_ms, controller=controller, seed=seed, alpha=reward.alpha,
-                              beta=reward.beta, latency=latency_kind, lut=lut_file, budget=budget, workers=workers,
+                              beta=reward.beta, latency=latency_kind, lut=lut_file, predictor=predictor_file,
+                              budget=budget, workers=workers,
                               reject_outside=reject_outside, train=train)
     device, cache = target.make(), _cache()
     source = _latency_source(config, device, cache, Path(out_dir))
@@ -587,8 +590,13 @@ def _latency_source(config, device, cache, out_dir: Path):
     if config.latency == "measure":
         return MeasuredLatency(device, cache)
     if not config.lut:
-        raise LatprofError("--latency lut needs --lut LUT (build one with 'latprof profile' and 'latprof lut build')")
-    return LutLatency(LUT.load(config.lut), device, cache, out_dir / "lut-extra")
+        raise LatprofError(f"--latency {config.latency} needs --lut LUT (build one with 'latprof profile' and "
+                           "'latprof lut build')")
+    if config.latency == "predictor" and not config.predictor:
+        raise LatprofError("--latency predictor needs --predictor FILE (train one with 'latprof predictor train')")
+    table = LUT.load(config.lut)
+    model = _load_predictor(config.predictor, table) if config.latency == "predictor" else None
+    return LutLatency(table, device, cache, out_dir / "lut-extra", model)
 
 
 def _search_progress():

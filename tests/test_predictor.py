@@ -176,3 +176,19 @@ def test_cli_refuses_a_predictor_of_other_provenance(run_cli, tiny_lut_path, tra
 
 def test_cli_adaptive_needs_a_budget(run_cli, tmp_path):
     assert_one_line_error(run_cli("profile", "--adaptive", "-o", tmp_path / "r"), "--budget")
+
+
+def test_search_latency_source_uses_the_predictor_for_what_the_lut_lacks(trained):
+    from latprof.search.latency import LutLatency
+
+    lut = trained_lut(trained)
+    source = LutLatency(lut, predictor=trained.model)
+    unseen = _archs(1, 99)[0]
+    latency, name = source.latency_ms(unseen)
+    assert name == "predictor" and latency == predict_ops("x", list(Network(unseen).ops), lut, trained.model).latency_ms
+    assert len(lut) == len(trained_lut(trained))  # nothing was profiled into the LUT
+
+
+def test_cli_search_with_predictor_latency_needs_a_predictor(run_cli, lut_path, tmp_path):
+    result = run_cli("search", "--target-ms", "5", "--latency", "predictor", "--lut", lut_path, "-o", tmp_path / "s")
+    assert_one_line_error(result, "--predictor")

@@ -1,4 +1,5 @@
-"""Where a candidate's latency comes from: the LUT, or a measurement of the whole model.
+"""Where a candidate's latency comes from: the LUT (with the predictor for ops it lacks, or
+profiling them), or a measurement of the whole model.
 
 Every source answers ``latency_ms(arch) -> (ms, source)``; the search log records the source next
 to each value, so a reward is never fed by a number of unknown origin.
@@ -20,19 +21,23 @@ from latprof.profiling import profile
 
 
 class LutLatency:
-    """Sum of the LUT's op latencies.  Ops the LUT lacks are profiled on ``device`` (when given)
-    into ``extra_run`` and added, so a partial LUT grows instead of failing the search."""
+    """Sum of the LUT's op latencies.  Ops the LUT lacks are estimated by ``predictor`` when one
+    is given (source "predictor" for such a candidate), else profiled on ``device`` into
+    ``extra_run`` and added, so a partial LUT grows instead of failing the search."""
 
     name = "lut"
 
-    def __init__(self, lut: LUT, device=None, cache: ModelCache | None = None, extra_run: Path | None = None):
-        self.lut, self.device, self.cache, self.extra_run = lut, device, cache, extra_run
+    def __init__(self, lut: LUT, device=None, cache: ModelCache | None = None, extra_run: Path | None = None,
+                 predictor=None):
+        self.lut, self.device, self.cache, self.extra_run, self.predictor = lut, device, cache, extra_run, predictor
         if device is not None:
             lut.provenance.require_same(device.provenance(), "the LUT", "search with the device the LUT was made on")
 
     def latency_ms(self, arch: Architecture) -> tuple[float, str]:
         ops = list(Network(arch).ops)
-        prediction = predict_ops(arch.to_string(), ops, self.lut)
+        prediction = predict_ops(arch.to_string(), ops, self.lut, self.predictor)
+        if prediction.predicted_ops:
+            return prediction.latency_ms, "predictor"
         if prediction.latency_ms is None:
             if self.device is None or self.cache is None or self.extra_run is None:
                 raise LatprofError(f"the LUT lacks {len(prediction.missing)} ops of {arch.to_string()}: build it from "

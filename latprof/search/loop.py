@@ -39,6 +39,7 @@ class SearchConfig:
     beta: float = -0.07
     latency: str = "lut"
     lut: str | None = None
+    predictor: str | None = None
     budget: int = 200
     workers: int = 2
     reject_outside: float | None = None  # skip training when LAT > f*T or LAT < T/f
