@@ -101,9 +101,14 @@ def microbenchmark(spec: OpSpec, dtype: str) -> bytes:
 
 
 def _model_bytes(item: str, kind: str, dtype: str) -> bytes:
-    """The .tflite of an op key (kind "op") or an architecture string (kind "arch")."""
+    """The .tflite of an op key (kind "op"), an architecture string (kind "arch") or a zoo model's
+    cache key (kind "zoo", see latprof.zoo)."""
     if kind == "op":
         return microbenchmark(OpSpec.from_key(item), dtype)
+    if kind == "zoo":
+        from latprof.zoo import zoo_model_bytes
+
+        return zoo_model_bytes(item, dtype)
     from latprof.arch import Architecture
     from latprof.builder import build_model
 
@@ -169,10 +174,18 @@ def ensure_models(specs: list[OpSpec], dtype: str, cache: ModelCache, workers: i
 def ensure_architectures(archs: list, dtype: str, cache: ModelCache, workers: int | None = None,
                          progress: Callable[[int], None] = lambda done: None) -> dict[str, Path]:
     """The .tflite of each architecture, converted once (about 5 s each) and kept in the cache."""
-    texts = list(dict.fromkeys(arch.to_string() for arch in archs))
+    return ensure_whole_models("arch", [arch.to_string() for arch in archs], dtype, cache, workers, progress)
+
+
+def ensure_whole_models(kind: str, items: list[str], dtype: str, cache: ModelCache, workers: int | None = None,
+                        progress: Callable[[int], None] = lambda done: None) -> dict[str, Path]:
+    """The .tflite of each whole model (architecture strings, kind "arch", or zoo cache keys, kind
+    "zoo"), converted once (seconds each) and kept in the cache under its item text."""
+    texts = list(dict.fromkeys(items))
     todo = [text for text in texts if not cache.path(text, dtype).is_file()]
     workers = workers or min(os.cpu_count() or 1, max(1, len(todo) // 4))
-    failed = _run_chunks("arch", todo, dtype, cache, 2, workers, len(texts) - len(todo), progress)
+    failed = _run_chunks(kind, todo, dtype, cache, 2, workers, len(texts) - len(todo), progress)
     if failed:
-        raise LatprofError(f"could not convert {len(failed)} architectures: {next(iter(failed.values()))}")
+        noun = "architectures" if kind == "arch" else "models"
+        raise LatprofError(f"could not convert {len(failed)} {noun}: {next(iter(failed.values()))}")
     return {text: cache.path(text, dtype) for text in texts}
