@@ -170,13 +170,15 @@ def main() -> None:
 
 
 @main.command()
+@click.argument("model_files", metavar="[MODELS]...", nargs=-1, type=click.Path())
 @device_options
 @click.option("--space", "space_name", default="mnasnet", show_default=True, help="Search space to sample.")
 @click.option("--sample", type=click.IntRange(1), help="Profile the ops of N sampled architectures.")
 @click.option("--seed", default=0, show_default=True, help="Seed of --sample (validate uses the same draws).")
 @click.option("--all", "whole_space", is_flag=True, help="Profile every op the search space can produce.")
-@click.option("--models", multiple=True, type=click.Path(dir_okay=False),
-              help="Profile the ops of these .tflite files (repeatable).")
+@click.option("--models", multiple=True, type=click.Path(),
+              help="Profile the ops of this .tflite file, or of every .tflite in this folder (repeatable); more "
+                   "files may follow the options, as in --models DIR/*.tflite.")
 @click.option("--adaptive", is_flag=True,
               help="Measure only --budget ops of what was named, chosen round by round where the predictor is least sure.")
 @click.option("--budget", type=click.IntRange(2), help="With --adaptive: ops to measure for training.")
@@ -187,8 +189,8 @@ def main() -> None:
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder; re-running into it resumes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def profile(target, space_name, sample, seed, whole_space, models, adaptive, budget, rounds, check_ops, run_dir,
-            as_json):
+def profile(model_files, target, space_name, sample, seed, whole_space, models, adaptive, budget, rounds, check_ops,
+            run_dir, as_json):
     """Measure per-op microbenchmarks on a device into RUN_DIR (resumable).
 
     With --adaptive --budget N, what --sample/--all/--models name is the pool to choose from
@@ -198,6 +200,7 @@ def profile(target, space_name, sample, seed, whole_space, models, adaptive, bud
     from latprof.space import get_space
     from latprof.tflite_file import decompose
 
+    models = _model_files((*models, *model_files))
     if adaptive != bool(budget):
         raise LatprofError("--adaptive and --budget N go together")
     whole_space = whole_space or (adaptive and not (sample or models))
@@ -651,6 +654,38 @@ def export(arch_text, output, lut_file, target, as_json):
     data = {**exported.__dict__, "error_pct": round(exported.error_pct, 2), "prediction": source.name}
     _emit(data, as_json, f"wrote {output}: measured {exported.measured_ms:.3f} ms"
                          + (f", LUT predicts {exported.predicted_ms:.3f} ms ({exported.error_pct:+.1f}%)" if lut_file else ""))
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--family", "families", multiple=True,
+              help="The catalogue's models of this family (repeatable), e.g. mobilenet_v3_small; --list shows them all.")
+@click.option("--dtype", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
+              help="fp32, or int8 (full-integer post-training quantization).")
+@click.option("--list", "list_only", is_flag=True, help="List the models instead of writing them.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Folder to write NAME.tflite files to.")
+@click.option("--json", "as_json", is_flag=True)
+def zoo(names, families, dtype, list_only, out_dir, as_json):
+    """keras.applications mobile networks (MobileNetV1/V2/V3, EfficientNet) as .tflite files.
+
+    NAMES are family-alpha-resolution[-minimalistic] (e.g. mobilenet_v2-1.4-224, efficientnet_b0-224);
+    without NAMES or --family, the whole catalogue.  Random weights, nothing downloaded; conversions
+    are cached."""
+    from latprof.zoo import select, write_zoo
+
+    models = select(names, families)
+    if list_only:
+        cache = _cache()
+        rows = [{**model.to_dict(), "cached": cache.path(model.cache_key, dtype).is_file()} for model in models]
+        _emit(rows, as_json, "\n".join(f"{r['name']}{'  (cached)' if r['cached'] else ''}" for r in rows))
+        return
+    if not out_dir:
+        raise LatprofError("say where to write the models: -o DIR (or --list to list them)")
+    progress = _progress()
+    paths = write_zoo(models, out_dir, dtype, _cache(), progress=lambda done: progress("convert", done, len(models)))
+    text = "\n".join([*map(str, paths.values()), f"wrote {len(paths)} models to {out_dir}; profile their ops with "
+                      f"'latprof profile --models {out_dir}/*.tflite -o RUN'"])
+    _emit([{"name": model.name, "path": str(path)} for model, path in paths.items()], as_json, text)
 
 
 @main.command()
