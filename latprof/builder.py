@@ -69,8 +69,19 @@ def build_model(arch: Architecture, resolution: int | None = None, batch_size: i
     return keras.Model(inputs, x, name=(arch.name or "latprof_net").replace("-", "_"))
 
 
+def _shape_arithmetic(spec: OpSpec) -> bool:
+    """Ops on a few integers that compute a tensor shape at run time, as a model converted with a
+    free batch dimension (Keras' default) does before each Reshape."""
+    tiny = len(spec.output) <= 1 and sum(spec.output) <= 8
+    return spec.op == "SHAPE" or (spec.op in ("STRIDED_SLICE", "PACK") and tiny) or \
+        (spec.op == "RESHAPE" and len(spec.inputs) == 2 and len(spec.inputs[1]) == 1)
+
+
 def build_op_model(spec: OpSpec) -> keras.Model:
     """A model that converts to exactly one TFLite op: ``spec``.  Raises for kinds it cannot make."""
+    if _shape_arithmetic(spec):
+        raise LatprofError(f"no microbenchmark generator for {spec.key} (shape arithmetic of a free batch dimension: "
+                           "convert the model at batch 1, e.g. keras.Input(shape, batch_size=1), and it is gone)")
     if spec.const_inputs and (spec.op not in ("ADD", "MUL", "SUB") or len(spec.activation_inputs) != 1):
         raise LatprofError(f"no microbenchmark generator for {spec.key} (constant operand)")
     inputs = [keras.Input(shape, batch_size=1) for shape in spec.activation_inputs]

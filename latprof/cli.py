@@ -223,7 +223,7 @@ def profile(model_files, target, space_name, sample, seed, whole_space, models, 
              f"{summary.already_measured} already there ({summary.seconds} s)"]
     if summary.unsupported:
         lines.append(f"{len(summary.unsupported)} ops have no microbenchmark generator and were not measured:")
-        lines += [f"  {key}" for key in summary.unsupported]
+        lines += [f"  {reason}" for reason in summary.unsupported.values()]  # each names its op key
     _emit(summary.to_dict(), as_json, "\n".join(lines))
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from latprof.errors import LatprofError
+from latprof.ops import OpSpec
 from latprof.tflite_file import decompose
 from latprof.zoo import CATALOGUE, FAMILIES, ZooModel, select
 
@@ -175,3 +176,26 @@ def test_cli_writes_models(run_cli, tmp_path, zoo_files):
     # the CLI converted it on its own (another cache): the same ops as the library's conversion
     assert decompose(target).ops == decompose(zoo_files["mobilenet_v1-0.25-128"]).ops
     assert run_cli("zoo", "--list", "--json", "mobilenet_v1-0.25-128").stdout.count('"cached": true') == 1
+
+
+def test_free_batch_dimension_shape_ops_are_reported_with_the_fix(zoo_files, tmp_path):
+    """Converted with Keras' default free batch, a model computes its Reshape's shape at run time:
+    those few shape ops get no microbenchmark, and the reason says how to convert instead."""
+    import keras
+
+    from latprof.builder import build_op_model
+    from latprof.convert import convert_keras
+
+    path = tmp_path / "free_batch.tflite"
+    path.write_bytes(convert_keras(keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None)))
+    ops = decompose(path).ops
+    shape_ops = [op for op in ops if op.op in ("SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE")]
+    assert [op.op for op in shape_ops] == ["SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"]
+    for op in shape_ops:
+        with pytest.raises(LatprofError, match="free batch dimension: convert the model at batch 1"):
+            build_op_model(op)
+    batch_one = [op for op in decompose(zoo_files["mobilenet_v1-0.25-128"]).ops if op.op != "RESHAPE"]
+    assert [op for op in ops if op not in shape_ops] == batch_one
+    # a slice of activations is no shape arithmetic: refused without the batch-1 advice
+    with pytest.raises(LatprofError, match=r"for op STRIDED_SLICE \(STRIDED_SLICE\|in=16x16x8\|out=8x16x8\)$"):
+        build_op_model(OpSpec("STRIDED_SLICE", ((16, 16, 8),), (8, 16, 8)))
