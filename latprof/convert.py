@@ -13,6 +13,7 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
@@ -142,6 +143,7 @@ def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chun
     ``progress`` gets the running count of finished items, starting from ``done``."""
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     failed: dict[str, str] = {}
+    total = done + len(items)
     if workers <= 1:
         results = (_convert_items(part, kind, dtype, str(cache.root)) for part in chunks)
         pool = None
@@ -154,6 +156,9 @@ def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chun
             done += len(result)
             progress(done)
             failed.update({item: error for item, error in result if error})
+    except BrokenProcessPool:
+        raise LatprofError(f"a conversion worker died after {done} of {total} models were converted (out of "
+                           "memory, or a crash in TensorFlow's converter); re-run: converted models are kept") from None
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -199,3 +199,54 @@ def test_free_batch_dimension_shape_ops_are_reported_with_the_fix(zoo_files, tmp
     # a slice of activations is no shape arithmetic: refused without the batch-1 advice
     with pytest.raises(LatprofError, match=r"for op STRIDED_SLICE \(STRIDED_SLICE\|in=16x16x8\|out=8x16x8\)$"):
         build_op_model(OpSpec("STRIDED_SLICE", ((16, 16, 8),), (8, 16, 8)))
+
+
+def _spawned_workers() -> list[int]:
+    """Pool workers this test process started (multiprocessing's spawn entry point in their command line)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"spawn_main" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_dead_conversion_worker_is_one_clear_error(tmp_path):
+    """A worker killed mid-way (the OOM killer, a converter crash) stops the batch with a LatprofError
+    that says a re-run resumes, not with a BrokenProcessPool traceback."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from latprof.convert import ModelCache
+    from latprof.zoo import ensure_zoo
+
+    models = [ZooModel("mobilenet_v1", 0.25, 64), ZooModel("mobilenet_v1", 0.25, 72)]
+    outcome = {}
+
+    def convert():
+        try:
+            ensure_zoo(models, "float32", ModelCache(tmp_path), workers=2)
+            outcome["result"] = "converted"
+        except Exception as exc:  # the test looks at what came out
+            outcome["result"] = exc
+
+    thread = threading.Thread(target=convert)
+    thread.start()
+    deadline = time.time() + 60
+    while not _spawned_workers() and time.time() < deadline:
+        time.sleep(0.05)
+    workers = _spawned_workers()
+    assert workers, "the pool started no worker"
+    os.kill(workers[0], signal.SIGKILL)
+    thread.join(120)
+    assert isinstance(outcome.get("result"), LatprofError), outcome
+    assert "conversion worker died" in str(outcome["result"]) and "re-run" in str(outcome["result"])
