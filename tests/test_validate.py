@@ -87,3 +87,37 @@ def test_metrics():
     assert result["mape_pct"] == pytest.approx(100 * (0 + 0.075 + 1 / 30 + 0.25) / 4, abs=0.01)
     assert result["within_5_pct"] == 50.0 and result["within_10_pct"] == 75.0
     assert result["spearman"] == 1.0
+
+
+def test_validate_takes_model_files_and_measures_the_file_itself(tmp_path, tiny_arch_text, lut, host_device, model_cache):
+    from latprof.convert import ensure_architectures
+    from latprof.predict import predict
+
+    arch = Architecture.from_string(tiny_arch_text)
+    path = ensure_architectures([arch], "float32", model_cache)[arch.to_string()]
+    model = tmp_path / "given model.tflite"
+    model.write_bytes(path.read_bytes())
+    result = validate([], lut, host_device, tmp_path / "v", model_cache, models=[model])
+    [row] = result.table.to_dict("records")
+    assert row["target"] == str(model) and row["measured_ms"] > 0
+    assert row["predicted_ms"] == predict(str(model), lut).latency_ms == predict(tiny_arch_text, lut).latency_ms
+
+
+def test_cli_validate_models_from_a_folder_and_its_errors(run_cli, tmp_path, tiny_arch_text, tiny_lut_path, model_cache):
+    from test_cli import assert_one_line_error
+
+    from latprof.convert import ensure_architectures
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    arch = Architecture.from_string(tiny_arch_text)
+    path = ensure_architectures([arch], "float32", model_cache)[arch.to_string()]
+    (folder / "tiny.tflite").write_bytes(path.read_bytes())
+    result = run_cli("validate", "--lut", tiny_lut_path, "--models", folder, "-o", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)["models"]
+    assert row["target"] == str(folder / "tiny.tflite") and row["measured_ms"] > 0
+    assert_one_line_error(run_cli("validate", "--lut", tiny_lut_path, "-o", tmp_path / "o2"), "--random", "--models")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("validate", "--lut", tiny_lut_path, "--models", tmp_path / "empty", "-o",
+                                  tmp_path / "o3"), "no .tflite files")
