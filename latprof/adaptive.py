@@ -58,6 +58,7 @@ class RoundReport:
     within_5_pct: float
     within_10_pct: float
     check_ops: int
+    sum_error_pct: float = 0.0
 
 
 def _measured(run_dir: Path) -> dict[str, float]:
@@ -67,9 +68,11 @@ def _measured(run_dir: Path) -> dict[str, float]:
 
 
 def select(model: LatencyPredictor, candidates: list[OpSpec], count: int) -> list[OpSpec]:
-    """The ``count`` candidates the predictor is least sure of; unknown op types first."""
-    spread = model.uncertainty(candidates)
-    order = np.argsort(-np.nan_to_num(spread, nan=np.inf), kind="stable")
+    """The ``count`` candidates whose predictions are least sure in microseconds (relative
+    spread times predicted latency): a network's error is the sum of its ops' errors in time, so
+    a doubtful large op costs more than a doubtful small one.  Unknown op types come first."""
+    doubt = model.uncertainty(candidates) * model.predict(candidates)
+    order = np.argsort(-np.nan_to_num(doubt, nan=np.inf), kind="stable")
     return [candidates[i] for i in order[:count]]
 
 
@@ -110,7 +113,7 @@ def adaptive_profile(pool: list[OpSpec], plan: AdaptivePlan, device, run_dir: st
         model = LatencyPredictor().fit(train, [measured[s.key] for s in train])
         scored = _score(model, [s for s in check if s.key in measured], measured)
         report = RoundReport(number, len(train), scored["mape_pct"], scored["within_5_pct"], scored["within_10_pct"],
-                             scored["count"])
+                             scored["count"], scored["sum_error_pct"])
         append_jsonl(run_dir / ROUNDS_FILE, [asdict(report)])
         reports.append(report)
     return reports

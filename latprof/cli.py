@@ -235,9 +235,9 @@ def _adaptive(specs, budget, rounds, check_ops, seed, device, run_dir, request, 
                                _progress())
     lines = [f"adaptive profile into {run_dir}: {reports[-1].trained_on} ops to learn from, "
              f"{reports[-1].check_ops} more to check; predictor error on the check ops after each round:",
-             "round  trained on  MAPE %  within ±5 %  within ±10 %"]
+             "round  trained on  MAPE %  within ±5 %  within ±10 %  sum error %"]
     lines += [f"{r.round:5d}  {r.trained_on:10d}  {r.mape_pct:6.2f}  {r.within_5_pct:11.1f}  {r.within_10_pct:12.1f}"
-              for r in reports]
+              f"  {r.sum_error_pct:+11.2f}" for r in reports]
     _emit([r.__dict__ for r in reports], as_json, "\n".join(lines))
 
 
