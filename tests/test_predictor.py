@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import KFold, cross_val_predict
 from test_cli import assert_one_line_error
 
 from latprof.adaptive import ROUNDS_FILE, AdaptivePlan, adaptive_profile
@@ -89,9 +89,11 @@ def test_predictor_is_a_scikit_learn_estimator(trained):
     keys = np.array([s.key for s in specs], dtype=object)
     twin = clone(trained.model)
     assert twin.get_params() == trained.model.get_params()
-    held_out = cross_val_predict(twin, keys, latency, cv=3)
+    held_out = cross_val_predict(twin, keys, latency, cv=KFold(3, shuffle=True, random_state=0))
     assert held_out.shape == latency.shape
-    assert np.isfinite(held_out[[s.op in ("CONV_2D", "DEPTHWISE_CONV_2D") for s in specs]]).all()
+    # LUT rows are sorted by key, so folds must be shuffled for every fold to see every common type.
+    common = [sum(t.op == s.op for t in specs) >= 10 for s in specs]
+    assert any(common) and np.isfinite(held_out[common]).all()
     unknown = trained.model.predict(["HARD_SWISH|in=12x12x40|out=12x12x40"])
     assert np.isnan(unknown).all()
 
