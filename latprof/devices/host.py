@@ -24,7 +24,7 @@ from latprof.measurement import Provenance, Timing
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
-METHOD = "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)"
+METHOD = "litert-interleaved/v4 (ops: evicted caches, then samples with L2 evicted and inputs written; models: steady bursts)"
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
@@ -88,7 +88,7 @@ class HostDevice:
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
                      "quantile": s.quantile,
-                     "eviction_bytes": eviction_bytes()})
+                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": eviction_bytes(level=2)})
 
     def _load(self, model: Path) -> _Loaded:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -123,11 +123,13 @@ class HostDevice:
         """Time single-op microbenchmarks as their op runs inside a whole model.
 
         Inside a model an op runs once per inference after the other ops, which push its
-        weights and buffers out of the caches, while its input was just written.  Timing one op
-        back to back keeps all of it in cache and undershoots whole models by a third here.  So
-        each round first evicts the caches (reading a buffer twice the last-level cache), writes
-        the inputs, runs the op once untimed, then times a short burst.  On this machine that
-        sum matches whole models within about 5% on average (see the README).
+        weights out of the core's own caches (the whole model's weights stay in the shared
+        last-level cache), while its input was just written.  Timing one op back to back keeps
+        all of it in L1/L2 and undershoots whole models by a third here.  So each round first
+        evicts every cache (reading a buffer twice the last-level cache), runs the op once
+        untimed, then times a short burst in which every sample first evicts L2 (a buffer
+        twice its size) and writes the inputs.  Without the L2 eviction the sums undershoot
+        whole networks by 4-5% on this machine, with it by under 1% (see the README).
         """
         return self._measure(models, evict=True, progress=progress)
 
@@ -161,6 +163,7 @@ class HostDevice:
         s = self.settings
         clock = time.perf_counter_ns
         sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
+        l2_sweep = np.ones(eviction_bytes(level=2) // 4, np.float32) if evict else None
         bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
@@ -179,6 +182,9 @@ class HostDevice:
                 invoke = model.interpreter.invoke
                 invoke()  # untimed: the first call after another model pays for its traces
                 for _ in range(bursts[index]):
+                    if l2_sweep is not None:
+                        l2_sweep.sum()
+                        model.feed()
                     t0 = clock()
                     invoke()
                     burst.append((clock() - t0) / 1000.0)
@@ -188,14 +194,19 @@ class HostDevice:
 
 
 @cache
-def eviction_bytes() -> int:
-    """Twice the last-level cache (read from sysfs; 32 MiB assumed when it cannot be read)."""
+def eviction_bytes(level: int | None = None) -> int:
+    """Twice the size of the cache at ``level`` (the last level when None), read from sysfs;
+    a typical 32 KiB L1, 512 KiB L2 and 32 MiB last level are assumed when it cannot be read."""
     try:
-        sizes = [path.read_text().strip() for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size")]
-        largest = max(int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] for size in sizes)
+        sizes = {}
+        for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+            if (index / "type").read_text().strip() != "Instruction":
+                size = (index / "size").read_text().strip()
+                sizes[int((index / "level").read_text())] = int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]]
+        size = sizes[max(sizes) if level is None else level]
     except (OSError, ValueError, KeyError):
-        largest = 32 << 20
-    return min(2 * largest, 256 << 20)
+        size = {1: 32 << 10, 2: 512 << 10}.get(level, 32 << 20)
+    return min(2 * size, 256 << 20)
 
 
 @dataclass
