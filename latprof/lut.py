@@ -7,6 +7,7 @@ the table is a pandas DataFrame indexed by op key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class LUT:
     overhead_us: float
     sources: list[str] = field(default_factory=list)
     mixed: list[str] = field(default_factory=list)
+    sha256: str = ""  # of the file it was loaded from: what a predictor trained on it records
 
     def op_latency_us(self, spec: OpSpec) -> float | None:
         """Latency an op adds inside a model: its microbenchmark's time less the invoke overhead
@@ -54,7 +56,8 @@ class LUT:
         if not path.is_file():
             raise LatprofError(f"{path}: no such LUT; build one with 'latprof lut build RUN_DIR -o {path}'")
         try:
-            document = json.loads(path.read_text())
+            data = path.read_bytes()
+            document = json.loads(data)
             if document.get("format") != FORMAT:
                 raise ValueError(f"format is {document.get('format')!r}, not {FORMAT!r}")
             if document.get("version") != VERSION:
@@ -64,7 +67,8 @@ class LUT:
                     or (table["latency_us"] <= 0).any():
                 raise ValueError("rows lack a positive latency_us")
             return cls(Provenance.from_dict(document["provenance"]), table, float(document["overhead_us"]),
-                       list(document.get("sources", [])), list(document.get("mixed_provenance", [])))
+                       list(document.get("sources", [])), list(document.get("mixed_provenance", [])),
+                       hashlib.sha256(data).hexdigest())
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LatprofError(f"{path}: corrupt or foreign LUT ({exc}); rebuild it with 'latprof lut build'") from None
 

@@ -13,7 +13,6 @@ predictions tell when a new library version fits a different model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -202,10 +201,9 @@ class TrainedPredictor:
 
 
 def lut_identity(lut: LUT, path: str | Path) -> dict:
-    """What identifies the LUT a predictor learned from: its file, content hash and size."""
-    data = Path(path).read_bytes()
-    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "rows": len(lut),
-            "overhead_us": lut.overhead_us}
+    """What identifies the LUT a predictor learned from: its file, the hash of the bytes it was
+    loaded from (not re-read, so it cannot describe a file changed since), and its size."""
+    return {"path": str(path), "sha256": lut.sha256, "rows": len(lut), "overhead_us": lut.overhead_us}
 
 
 def cross_validate(model: LatencyPredictor, specs: list[OpSpec], latency_us: np.ndarray, folds: int = 5,

@@ -189,14 +189,19 @@ def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> P
 def layer_prediction(target: str, lut: LUT) -> Prediction | None:
     """:func:`predict_layers` for an architecture target when the LUT holds layer rows; None
     otherwise (a .tflite file, or an op-only LUT), which leaves the op-level prediction."""
-    if target.endswith(".tflite") or layer_rows(lut).empty:
+    if target.endswith(".tflite"):
         return None
     try:
         if Path(target).is_file():
             return None
     except OSError:  # a long block string is no file name
         pass
-    return predict_layers(Architecture.from_string(target), lut, target)
+    return arch_layer_prediction(Architecture.from_string(target), lut)
+
+
+def arch_layer_prediction(arch: Architecture, lut: LUT) -> Prediction | None:
+    """:func:`predict_layers` when the LUT holds layer rows, else None (op rows only)."""
+    return None if layer_rows(lut).empty else predict_layers(arch, lut, arch.to_string())
 
 
 # ---- import ----

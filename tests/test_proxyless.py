@@ -167,6 +167,15 @@ def test_prediction_cli_from_an_imported_lut(tiny_yaml, tmp_path):
     assert row["latency_ms"] == round(sum(mean for _, mean, _ in TINY_ENTRIES.values()), 4)
 
 
+def test_the_search_reads_an_imported_lut(tiny_yaml):
+    from latprof.search.latency import LutLatency
+
+    arch = Architecture.from_string(TINY)
+    assert LutLatency(import_yaml(tiny_yaml)).latency_ms(arch) == (predict(TINY, import_yaml(tiny_yaml)).latency_ms, "lut")
+    with pytest.raises(LatprofError, match="lacks"):  # a layer without a row, no device to profile it on
+        LutLatency(import_yaml(tiny_yaml)).latency_ms(Architecture.from_string(TINY.replace("k5", "k7")))
+
+
 def test_a_layer_the_table_lacks_is_missing_by_its_key(tiny_yaml):
     lut = import_yaml(tiny_yaml)
     arch = TINY.replace("r2_k5_s22_e3", "r2_k7_s22_e3")

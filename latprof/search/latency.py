@@ -21,8 +21,8 @@ from latprof.profiling import profile
 
 
 class LutLatency:
-    """Sum of the LUT's op latencies.  Ops the LUT lacks are estimated by ``predictor`` when one
-    is given (source "predictor" for such a candidate), else profiled on ``device`` into
+    """Sum of the LUT's layer rows (imported tables) or op latencies.  Ops the LUT lacks are
+    estimated by ``predictor`` when one is given (source "predictor" for such a candidate), else profiled on ``device`` into
     ``extra_run`` and added, so a partial LUT grows instead of failing the search."""
 
     name = "lut"
@@ -34,6 +34,11 @@ class LutLatency:
             lut.provenance.require_same(device.provenance(), "the LUT", "search with the device the LUT was made on")
 
     def latency_ms(self, arch: Architecture) -> tuple[float, str]:
+        from latprof.proxyless import arch_layer_prediction  # imported layer rows (ProxylessNAS/OFA) first
+
+        layered = arch_layer_prediction(arch, self.lut)
+        if layered is not None and layered.latency_ms is not None:
+            return layered.latency_ms, self.name
         ops = list(Network(arch).ops)
         prediction = predict_ops(arch.to_string(), ops, self.lut, self.predictor)
         if prediction.predicted_ops:
