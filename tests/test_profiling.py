@@ -153,6 +153,15 @@ def test_measure_refuses_bad_files(host_device, model_cache, tiny_run, tmp_path)
         host_device.measure_models([tmp_path / "absent.tflite"])
 
 
+def test_op_timing_method_is_provenance():
+    """Sums of v3's warm bursts undershoot whole networks: its LUTs must not mix with v4's."""
+    v4, v3 = (HostDevice(MeasureSettings(evict_l2_per_sample=flag)).provenance() for flag in (True, False))
+    assert v4.method != v3.method and any(d.startswith("method") for d in v4.differences(v3))
+    with pytest.raises(LatprofError, match="method"):
+        v4.require_same(v3, "the LUT", "profile again")
+    assert v4.details["sample_eviction_bytes"] >= 2 * 32 << 10
+
+
 def test_measure_settings_are_checked():
     with pytest.raises(LatprofError):
         MeasureSettings(threads=0)

@@ -25,6 +25,7 @@ from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
 METHOD = "litert-interleaved/v4 (ops: evicted caches, then samples with L2 evicted and inputs written; models: steady bursts)"
+WARM_BURSTS_METHOD = "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)"
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
@@ -41,6 +42,7 @@ class MeasureSettings:
     rounds: int = 10
     min_seconds: float = 2.0
     quantile: float = 0.25
+    evict_l2_per_sample: bool = True  # False: v3's warm bursts, kept to measure what the eviction buys
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.delegate not in DELEGATES:
@@ -83,7 +85,7 @@ class HostDevice:
         return Provenance(
             device="host", hardware=f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cpus)",
             runtime=f"ai-edge-litert {version('ai-edge-litert')}", binary_sha256=_runtime_sha256(),
-            threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHOD,
+            threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHOD if s.evict_l2_per_sample else WARM_BURSTS_METHOD,
             details={"hostname": socket.gethostname(), "affinity": self.cores,
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
@@ -163,7 +165,7 @@ class HostDevice:
         s = self.settings
         clock = time.perf_counter_ns
         sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
-        l2_sweep = np.ones(eviction_bytes(level=2) // 4, np.float32) if evict else None
+        l2_sweep = np.ones(eviction_bytes(level=2) // 4, np.float32) if evict and s.evict_l2_per_sample else None
         bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]

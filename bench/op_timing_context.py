@@ -1,0 +1,70 @@
+"""Do per-op sums add up to whole networks?  The op-timing method against end-to-end measurement.
+
+Inside a network an op's weights come from the shared last-level cache (the other ops pushed them
+out of the core's L2) and its input was just written.  v4 times each op sample in that state (L2
+evicted, inputs written); v3 timed warm bursts.  Each pass measures the networks end to end, then
+all their ops with both methods (order alternating); the table compares each method's sums with the
+whole networks of the same pass (medians over passes), so machine drift between passes cancels.
+
+    python bench/op_timing_context.py [--networks 12] [--passes 4] [-o runs/bench-op-context]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latprof.convert import ModelCache, default_cache_dir, ensure_architectures
+from latprof.devices import HostDevice
+from latprof.devices.host import MeasureSettings
+from latprof.lut import build_lut
+from latprof.network import Network
+from latprof.predict import predict_ops
+from latprof.profiling import profile
+from latprof.space import get_space
+
+METHODS = {"v4: L2 evicted per sample": MeasureSettings(), "v3: warm bursts": MeasureSettings(evict_l2_per_sample=False)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", type=int, default=12)
+    parser.add_argument("--passes", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-op-context"))
+    args = parser.parse_args()
+
+    cache = ModelCache(default_cache_dir())
+    archs = get_space("mnasnet").sample_many(args.networks, args.seed)
+    names = [a.to_string() for a in archs]
+    paths = ensure_architectures(archs, "float32", cache)
+    ops = [op for arch in archs for op in Network(arch).ops]
+    errors = {name: [] for name in METHODS}  # per pass: signed % error per network
+    t0 = time.perf_counter()
+    for number in range(args.passes):
+        whole = np.array([t.latency_us / 1000 for t in HostDevice().measure_models([paths[n] for n in names])])
+        for name in (list(METHODS) if number % 2 == 0 else list(METHODS)[::-1]):
+            run = args.output / f"pass{number}-{name.split(':')[0]}"
+            profile(ops, HostDevice(METHODS[name]), run, cache)
+            lut = build_lut([run])
+            predicted = np.array([predict_ops(n, list(Network(a).ops), lut).latency_ms for n, a in zip(names, archs)])
+            errors[name].append(100 * (predicted - whole) / whole)
+        print(f"pass {number + 1}/{args.passes} done ({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
+
+    print(f"\n{len(archs)} networks, {len(set(ops))} unique ops, {args.passes} passes "
+          f"({(time.perf_counter() - t0) / 60:.1f} min); error of the op sum against the whole network of the same pass")
+    header = f"{'method':<28}{'mean err %':>11}{'MAPE %':>8}{'±5 %':>7}{'±10 %':>7}{'pass spread %':>15}"
+    print(header)
+    for name, per_pass in errors.items():
+        table = np.array(per_pass)
+        median = np.median(table, axis=0)  # per network, over passes
+        spread = np.median(np.abs(table - median), axis=0).mean()
+        print(f"{name:<28}{median.mean():>+11.2f}{np.abs(median).mean():>8.2f}{100 * np.mean(np.abs(median) <= 5):>7.0f}"
+              f"{100 * np.mean(np.abs(median) <= 10):>7.0f}{spread:>15.2f}")
+
+
+if __name__ == "__main__":
+    main()
