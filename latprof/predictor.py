@@ -35,6 +35,7 @@ FORMAT, VERSION = "latprof-predictor", 1
 MIN_TREE_SAMPLES = 20  # below this an op type gets its log-log line alone
 FLOOR_US = 0.01  # a contribution below the timer's resolution, kept positive for the logarithm
 CHECKS = 20  # saved predictions that a re-fit must reproduce
+TIME_WEIGHT = 0.5  # examples weigh latency ** this: see _OpTypeModel
 
 
 def _specs(X) -> list[OpSpec]:
@@ -44,17 +45,24 @@ def _specs(X) -> list[OpSpec]:
 class _OpTypeModel:
     """One op type: a line in log-log space through the cost counts (latency grows as a power
     of the work and bytes), plus trees on what the line leaves (cache and tiling effects), which
-    take over once there are enough examples to learn them from."""
+    take over once there are enough examples to learn them from.
+
+    A network's error is a sum of times, where a 1 ms op counts a thousand 1 us ones, so examples
+    weigh the square root of their latency: on the whole space (25% trained, 75% held out) that
+    took the error of the sum from -2.9% to -1.5% and the MAPE from 8.5% to 8.1% (weighing
+    latency itself: sum -0.8%, MAPE 8.3%)."""
 
     def __init__(self, trees):
         self.line, self.trees = Ridge(alpha=1e-3), trees
 
     def fit(self, features: np.ndarray, target: np.ndarray) -> _OpTypeModel:
-        self.line.fit(features[:, LINE], target)
+        weight = np.exp(TIME_WEIGHT * (target - target.max()))
+        weight /= weight.mean()
+        self.line.fit(features[:, LINE], target, sample_weight=weight)
         if len(target) < MIN_TREE_SAMPLES:
             self.trees = None
         if self.trees is not None:
-            self.trees.fit(features, target - self.line.predict(features[:, LINE]))
+            self.trees.fit(features, target - self.line.predict(features[:, LINE]), sample_weight=weight)
         return self
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
