@@ -130,8 +130,8 @@ class HostDevice:
         all of it in L1/L2 and undershoots whole models by a third here.  So each round first
         evicts every cache (reading a buffer twice the last-level cache), runs the op once
         untimed, then times a short burst in which every sample first evicts L2 (a buffer
-        twice its size) and writes the inputs.  Without the L2 eviction the sums undershoot
-        whole networks by 4-5% on this machine, with it by under 1% (see the README).
+        twice its size) and writes the inputs.  Whether that adds up better than warm bursts
+        (v3) is within this machine's noise so far (see the README).
         """
         return self._measure(models, evict=True, progress=progress)
 
