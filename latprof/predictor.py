@@ -49,7 +49,7 @@ class _OpTypeModel:
 
     A network's error is a sum of times, where a 1 ms op counts a thousand 1 us ones, so examples
     weigh the square root of their latency: on the whole space (25% trained, 75% held out) that
-    took the error of the sum from -2.9% to -1.5% and the MAPE from 8.5% to 8.1% (weighing
+    took the error of the sum from -2.9% to -1.6% and the MAPE from 8.5% to 8.1% (weighing
     latency itself: sum -0.8%, MAPE 8.3%)."""
 
     def __init__(self, trees):

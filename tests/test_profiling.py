@@ -154,7 +154,7 @@ def test_measure_refuses_bad_files(host_device, model_cache, tiny_run, tmp_path)
 
 
 def test_op_timing_method_is_provenance():
-    """Sums of v3's warm bursts undershoot whole networks: its LUTs must not mix with v4's."""
+    """The two op-timing methods time ops differently: their LUTs must not mix silently."""
     v4, v3 = (HostDevice(MeasureSettings(evict_l2_per_sample=flag)).provenance() for flag in (True, False))
     assert v4.method != v3.method and any(d.startswith("method") for d in v4.differences(v3))
     with pytest.raises(LatprofError, match="method"):

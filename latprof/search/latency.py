@@ -22,8 +22,9 @@ from latprof.profiling import profile
 
 class LutLatency:
     """Sum of the LUT's layer rows (imported tables) or op latencies.  Ops the LUT lacks are
-    estimated by ``predictor`` when one is given (source "predictor" for such a candidate), else profiled on ``device`` into
-    ``extra_run`` and added, so a partial LUT grows instead of failing the search."""
+    estimated by ``predictor`` when one is given (source "predictor" for such a candidate), else
+    profiled on ``device`` into ``extra_run`` and added, so a partial LUT grows instead of failing
+    the search."""
 
     name = "lut"
 
