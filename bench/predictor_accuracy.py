@@ -8,7 +8,9 @@
    predictor (most of their ops unmeasured), and from a LUT that holds every op they need
    (the foundation's op-sum check).
 4. keras.applications networks (``latprof zoo``): op kinds the search space lacks get
-   ``--kind-sample`` of their ops profiled on request; every other op is predicted.
+   ``--kind-sample`` of their ops profiled on request; every other op is predicted, by the
+   space's predictor and by one that also learned from ``--kernels`` ops of the generic kernel
+   space (``latprof.kernels``: no search space's and no zoo model's ranges), on one measurement.
 5. The noise floor: 200 of the held-out ops measured again, against their first measurement.
 
 Prints a table with the measurements and minutes each step took.  Run it on a quiet machine:
@@ -30,6 +32,7 @@ import numpy as np
 from latprof.adaptive import AdaptivePlan, adaptive_profile
 from latprof.convert import ModelCache, default_cache_dir
 from latprof.devices import HostDevice
+from latprof.kernels import sample_kernels
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.predictor import LatencyPredictor, lut_training_data, per_type_metrics
@@ -51,6 +54,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--validate", type=int, default=50)
     parser.add_argument("--kind-sample", type=int, default=24)
+    parser.add_argument("--kernels", type=int, default=400)
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-predictor"))
     args = parser.parse_args()
 
@@ -90,9 +94,15 @@ def main() -> None:
                   for op in rng.sample([o for o in zoo_ops if o.op == kind],
                                        min(args.kind_sample, sum(o.op == kind for o in zoo_ops)))]
     profile(on_request, device, out / "zoo-kinds", cache)
+    profile(sample_kernels(args.kernels, 0), device, out / "kernels", cache)
     zoo_lut, zoo_model = _fit([out / "train", out / "zoo-kinds"])
     zoo = validate([], zoo_lut, device, out / "validate-zoo", cache, predictor=zoo_model, models=zoo_paths)
-    minutes["zoo convert + kinds profile + measure"] = (time.perf_counter() - t0) / 60
+    (out / "validate-zoo-kernels").mkdir(parents=True, exist_ok=True)  # same models: reuse their measurements
+    shutil.copyfile(out / "validate-zoo" / MEASURED_FILE, out / "validate-zoo-kernels" / MEASURED_FILE)
+    kernel_lut, kernel_model = _fit([out / "train", out / "zoo-kinds", out / "kernels"])
+    zoo_kernels = validate([], kernel_lut, device, out / "validate-zoo-kernels", cache, predictor=kernel_model,
+                           models=zoo_paths)
+    minutes["zoo convert + kinds and kernels profile + measure"] = (time.perf_counter() - t0) / 60
 
     again = random.Random(1).sample(held_out, min(200, len(held_out)))
     repeat = np.array([t.latency_us for t in device.measure_ops([cache.path(op, "float32") for op in again])])
@@ -111,7 +121,8 @@ def main() -> None:
     rows.append((f"noise floor: {all_floor['count']} held-out ops measured again, MAPE / ±5 / ±10 (%)",
                  f"{all_floor['mape_pct']} / {all_floor['within_5_pct']} / {all_floor['within_10_pct']}"))
     for name, result in (("networks, adaptive LUT + predictor", with_predictor), ("networks, LUT with every op", op_sum),
-                         ("keras.applications, LUT + predictor", zoo)):
+                         ("keras.applications, LUT + space predictor", zoo),
+                         ("keras.applications, LUT + predictor with kernels", zoo_kernels)):
         m = result.metrics
         rows.append((f"{name} ({m['models']}): MAPE / ±5 / ±10 (%)",
                      f"{m['mape_pct']} / {m['within_5_pct']} / {m['within_10_pct']} (drift {m.get('lut_drift_pct')}%)"))
@@ -120,7 +131,8 @@ def main() -> None:
              ("  zoo op kinds profiled on request", f"{', '.join(kinds)} ({len(on_request)} ops)"),
              ("  zoo ops estimated by the predictor", f"{int(zoo.table['predicted_ops'].sum())} of "
                                                       f"{sum(len(decompose(p).ops) for p in zoo_paths)}"),
-             ("op measurements (adaptive + held-out + zoo kinds)", f"{budget + 100} + {len(held_out)} + {len(on_request)}")]
+             ("op measurements (adaptive + held-out + zoo kinds + kernels)",
+              f"{budget + 100} + {len(held_out)} + {len(on_request)} + {args.kernels}")]
     rows += [(f"minutes: {name}", f"{value:.1f}") for name, value in minutes.items()]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

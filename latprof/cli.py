@@ -176,6 +176,9 @@ def main() -> None:
 @click.option("--sample", type=click.IntRange(1), help="Profile the ops of N sampled architectures.")
 @click.option("--seed", default=0, show_default=True, help="Seed of --sample (validate uses the same draws).")
 @click.option("--all", "whole_space", is_flag=True, help="Profile every op the search space can produce.")
+@click.option("--kernels", type=click.IntRange(1),
+              help="Also profile N ops of the generic kernel space (any CNN's ranges, not the search space's; "
+                   "drawn with --seed): what a predictor for models outside the space learns from.")
 @click.option("--models", multiple=True, type=click.Path(),
               help="Profile the ops of this .tflite file, or of every .tflite in this folder (repeatable); more "
                    "files may follow the options, as in --models DIR/*.tflite.")
@@ -189,12 +192,13 @@ def main() -> None:
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder; re-running into it resumes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def profile(model_files, target, space_name, sample, seed, whole_space, models, adaptive, budget, rounds, check_ops,
-            run_dir, as_json):
+def profile(model_files, target, space_name, sample, seed, whole_space, kernels, models, adaptive, budget, rounds,
+            check_ops, run_dir, as_json):
     """Measure per-op microbenchmarks on a device into RUN_DIR (resumable).
 
     With --adaptive --budget N, what --sample/--all/--models name is the pool to choose from
     (the whole space when none is given)."""
+    from latprof.kernels import sample_kernels
     from latprof.network import Network
     from latprof.profiling import profile as run_profile
     from latprof.space import get_space
@@ -203,18 +207,21 @@ def profile(model_files, target, space_name, sample, seed, whole_space, models, 
     models = _model_files((*models, *model_files))
     if adaptive != bool(budget):
         raise LatprofError("--adaptive and --budget N go together")
-    whole_space = whole_space or (adaptive and not (sample or models))
-    if not (sample or whole_space or models):
-        raise LatprofError("say what to profile: --sample N, --all or --models FILE.tflite")
+    whole_space = whole_space or (adaptive and not (sample or models or kernels))
+    if not (sample or whole_space or kernels or models):
+        raise LatprofError("say what to profile: --sample N, --all, --kernels N or --models FILE.tflite")
     space = get_space(space_name)
     specs = []
     if whole_space:
         specs += sorted(space.unique_ops())
     elif sample:
         specs += [op for arch in space.sample_many(sample, seed) for op in Network(arch).ops]
+    if kernels:
+        specs += sample_kernels(kernels, seed)
     for model in models:
         specs += list(decompose(model).ops)
-    request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "models": list(models)}
+    request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "kernels": kernels,
+               "models": list(models)}
     if adaptive:
         _adaptive(specs, budget, rounds, check_ops, seed, target.make(), run_dir, request, as_json)
         return
