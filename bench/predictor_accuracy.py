@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from latprof.predictor import LatencyPredictor, lut_training_data, per_type_metr
 from latprof.profiling import profile
 from latprof.space import get_space
 from latprof.tflite_file import decompose
-from latprof.validate import MEASURED_FILE, validate
+from latprof.validate import reuse_measurements, validate
 from latprof.zoo import CATALOGUE, ensure_zoo
 
 
@@ -80,8 +79,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     with_predictor = validate(archs, lut, device, out / "validate-predictor", cache, predictor=model)
-    (out / "validate-lut").mkdir(parents=True, exist_ok=True)  # same networks: reuse their measurements
-    shutil.copyfile(out / "validate-predictor" / MEASURED_FILE, out / "validate-lut" / MEASURED_FILE)
+    reuse_measurements(out / "validate-predictor", out / "validate-lut")  # the same networks, one measurement
     op_sum = validate(archs, full, device, out / "validate-lut", cache)
     minutes["networks convert + measure"] = (time.perf_counter() - t0) / 60
 
@@ -97,8 +95,7 @@ def main() -> None:
     profile(sample_kernels(args.kernels, 0), device, out / "kernels", cache)
     zoo_lut, zoo_model = _fit([out / "train", out / "zoo-kinds"])
     zoo = validate([], zoo_lut, device, out / "validate-zoo", cache, predictor=zoo_model, models=zoo_paths)
-    (out / "validate-zoo-kernels").mkdir(parents=True, exist_ok=True)  # same models: reuse their measurements
-    shutil.copyfile(out / "validate-zoo" / MEASURED_FILE, out / "validate-zoo-kernels" / MEASURED_FILE)
+    reuse_measurements(out / "validate-zoo", out / "validate-zoo-kernels")
     kernel_lut, kernel_model = _fit([out / "train", out / "zoo-kinds", out / "kernels"])
     zoo_kernels = validate([], kernel_lut, device, out / "validate-zoo-kernels", cache, predictor=kernel_model,
                            models=zoo_paths)

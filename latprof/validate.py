@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,14 @@ import pandas as pd
 from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures, ensure_models
 from latprof.errors import LatprofError
-from latprof.jsonl import append_jsonl, read_jsonl
+from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.lut import LUT
+from latprof.measurement import Provenance
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict_ops
 
-MEASURED_FILE = "measured.jsonl"
+MEASURED_FILE, DEVICE_FILE = "measured.jsonl", "device.json"
 DRIFT_OPS = 40
 DRIFT_WARNING_PCT = 3.0
 
@@ -47,8 +49,35 @@ class Validation:
                 "models": self.table.to_dict(orient="records")}
 
 
-def _measured(out_dir: Path) -> dict[str, dict]:
+def _open_measurements(out_dir: Path, provenance: Provenance) -> dict[str, dict]:
+    """The whole-model measurements already in ``out_dir``, by target.  The folder records the
+    provenance they were taken with, and a re-run with another device, thread count, delegate or
+    dtype is refused: resuming must not count one configuration's latencies as another's."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / DEVICE_FILE
+    if marker.is_file():
+        try:
+            recorded = Provenance.from_dict(json.loads(marker.read_text())["provenance"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise LatprofError(f"{marker} is corrupt ({error}); validate into a new folder (-o)") from None
+        recorded.require_same(provenance, str(out_dir), "validate into a new folder (-o)")
+    elif (out_dir / MEASURED_FILE).exists():
+        raise LatprofError(f"{out_dir} holds measurements without their provenance; validate into a new folder (-o)")
+    else:
+        write_json(marker, {"format": "latprof-validation", "version": 1, "provenance": provenance.to_dict()})
     return {row["target"]: row for row in read_jsonl(out_dir / MEASURED_FILE, required=("target", "latency_us"))}
+
+
+def reuse_measurements(source: str | Path, out_dir: str | Path) -> None:
+    """Start ``out_dir`` with the whole-model measurements (and their provenance) of an earlier
+    validation in ``source``, to score other predictions against the same measurement: measuring
+    the models again would add the machine's drift between the two to the comparison."""
+    source, out_dir = Path(source), Path(out_dir)
+    if (out_dir / MEASURED_FILE).exists():
+        raise LatprofError(f"{out_dir} holds measurements already; choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (DEVICE_FILE, MEASURED_FILE):
+        shutil.copyfile(source / name, out_dir / name)
 
 
 def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, cache: ModelCache,
@@ -63,7 +92,7 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     # A LUT predicts only the configuration it was measured with.
     lut.provenance.require_same(provenance, "the LUT (unlike this device)", "profile this device")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    done = _open_measurements(out_dir, provenance)
     targets = {a.to_string(): list(Network(a).ops) for a in archs}
     files = {str(m): decompose(m) for m in models}
     for name, parsed in files.items():
@@ -74,7 +103,6 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     predictions = {name: predict_ops(name, ops, lut, predictor) for name, ops in targets.items()}
     incomplete = [t for t, p in predictions.items() if p.latency_ms is None]
     complete = [t for t in targets if predictions[t].latency_ms is not None]
-    done = _measured(out_dir)
     todo = [t for t in complete if t not in done]
     todo_archs = [a for a in archs if a.to_string() in todo]
     paths = {**ensure_architectures(todo_archs, provenance.dtype, cache,

@@ -9,7 +9,7 @@ import pytest
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
 from latprof.lut import LUT
-from latprof.validate import MEASURED_FILE, metrics, validate
+from latprof.validate import DEVICE_FILE, MEASURED_FILE, metrics, reuse_measurements, validate
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,37 @@ def test_validate_resumes_after_a_torn_line(validated, archs, lut, host_device, 
     validate(archs, lut, host_device, out, model_cache)
     result = validate(archs, lut, host_device, out, model_cache)
     assert len(result.table) == 1
+
+
+def test_validate_refuses_to_resume_measurements_of_other_provenance(validated, archs, lut, host_device, model_cache,
+                                                                  run_cli, tiny_lut_path):
+    """A folder measured with one configuration is not resumed with another: the CLI says what
+    differs in one line and nothing is lost."""
+    from test_cli import assert_one_line_error
+
+    out, _ = validated
+    before = (out / MEASURED_FILE).read_text()
+    document = json.loads((out / DEVICE_FILE).read_text())
+    document["provenance"]["threads"] = 4
+    (out / DEVICE_FILE).write_text(json.dumps(document))
+    with pytest.raises(LatprofError, match="threads"):
+        validate(archs, lut, host_device, out, model_cache)
+    assert_one_line_error(run_cli("validate", "--lut", tiny_lut_path, "--random", "1", "-o", out), "threads", "-o")
+    (out / DEVICE_FILE).unlink()  # a folder whose measurements lost their provenance
+    with pytest.raises(LatprofError, match="without their provenance"):
+        validate(archs, lut, host_device, out, model_cache)
+    assert (out / MEASURED_FILE).read_text() == before
+
+
+def test_reused_measurements_score_other_predictions_without_measuring_again(validated, archs, lut, host_device,
+                                                                           model_cache, tmp_path):
+    out, first = validated
+    reuse_measurements(out, tmp_path / "again")
+    again = validate(archs, lut, host_device, tmp_path / "again", model_cache)
+    assert (tmp_path / "again" / MEASURED_FILE).read_text() == (out / MEASURED_FILE).read_text()
+    assert list(again.table["measured_ms"]) == list(first.table["measured_ms"])
+    with pytest.raises(LatprofError, match="already"):
+        reuse_measurements(out, tmp_path / "again")
 
 
 def test_validate_refuses_a_lut_of_other_provenance(tmp_path, archs, tiny_lut_path, host_device, model_cache):
