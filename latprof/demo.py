@@ -15,6 +15,8 @@ from latprof.profiling import profile
 from latprof.space import get_space
 from latprof.validate import validate
 
+DEMO_SETTLE_SECONDS = 60  # a busy machine gets a minute to settle: the Quickstart stays a few minutes
+
 
 def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress: Callable, say: Callable) -> None:
     space, device = get_space("mnasnet"), HostDevice()
@@ -35,7 +37,7 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
         say(f"    {arch.name:12s} {predict(arch.name, table).latency_ms:8.3f} ms   "
             f"({Network(arch).macs / 1e6:.0f}M MACs, {Network(arch).params / 1e6:.2f}M params)")
     say(f"4/4 building, converting and measuring the {sample} sampled architectures end to end:")
-    result = validate(archs, table, device, out_dir / "validate", cache, progress)
+    result = validate(archs, table, device, out_dir / "validate", cache, progress, settle_seconds=DEMO_SETTLE_SECONDS)
     for row in result.table.itertuples():
         say(f"    predicted {row.predicted_ms:7.3f} ms  measured {row.measured_ms:7.3f} ms  "
             f"error {row.error_pct:+6.2f}%  ({row.macs_m:.0f}M MACs)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,10 @@ from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict_ops
 
-MEASURED_FILE, DEVICE_FILE = "measured.jsonl", "device.json"
+MEASURED_FILE, DEVICE_FILE, DISCARDED_FILE = "measured.jsonl", "device.json", "discarded.jsonl"
 DRIFT_OPS = 40
 DRIFT_WARNING_PCT = 3.0
+SETTLE_SECONDS = 300.0
 
 
 def metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
@@ -82,10 +84,18 @@ def reuse_measurements(source: str | Path, out_dir: str | Path) -> None:
 
 def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, cache: ModelCache,
              progress: Callable[[str, int, int], None] = lambda stage, done, total: None, predictor=None,
-             models: list[str | Path] = ()) -> Validation:
+             models: list[str | Path] = (), settle_seconds: float = SETTLE_SECONDS) -> Validation:
     """Predict and measure each architecture (built and converted here) and each given .tflite
     file; compare.  Resumable: models already measured into ``out_dir`` are not measured again.
-    ``predictor`` estimates the ops the LUT lacks."""
+    ``predictor`` estimates the ops the LUT lacks.
+
+    A validation compares the LUT with the device in the state it was profiled in.  So right
+    after the models are measured, some of the LUT's ops are measured again (:func:`lut_drift`);
+    when they run more than ``DRIFT_WARNING_PCT`` off their LUT latency, the device was busier
+    (or hotter) than when profiled, and the models are measured again, for up to
+    ``settle_seconds``, as a phone is left to cool down.  The set-aside measurements go to
+    ``discarded.jsonl`` with the drift that set them aside; the last one is kept either way,
+    and the result reports its drift and the number of attempts."""
     from latprof.tflite_file import decompose
 
     provenance = device.provenance()
@@ -108,19 +118,26 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     paths = {**ensure_architectures(todo_archs, provenance.dtype, cache,
                                     progress=lambda done: progress("convert", done, len(todo_archs))),
              **{name: Path(name) for name in files}}
-    if todo:
+    probe = drift_probe(lut, [op for t in complete for op in targets[t]], cache)
+    drift, attempts, deadline = {}, 0, time.monotonic() + settle_seconds
+    while todo:
+        attempts += 1
         timings = device.measure_models([paths[t] for t in todo], progress=lambda n: progress("measure", n, len(todo)))
         rows = [{"target": t, **timing.to_dict()} for t, timing in zip(todo, timings)]
-        append_jsonl(out_dir / MEASURED_FILE, rows)
-        done.update((row["target"], row) for row in rows)
-    drift = lut_drift(lut, [op for t in complete for op in targets[t]], device, cache)
+        drift = lut_drift(lut, probe, device, cache)
+        if abs(drift.get("lut_drift_pct", 0.0)) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline:
+            append_jsonl(out_dir / MEASURED_FILE, rows)
+            done.update((row["target"], row) for row in rows)
+            break
+        append_jsonl(out_dir / DISCARDED_FILE, [{**row, "lut_drift_pct": drift["lut_drift_pct"]} for row in rows])
+    drift = drift or lut_drift(lut, probe, device, cache)
     rows = [{"target": t, "predicted_ms": predictions[t].latency_ms, "measured_ms": round(done[t]["latency_us"] / 1000, 4),
              "macs_m": round(sum(op.macs for op in targets[t]) / 1e6, 1), "predicted_ops": predictions[t].predicted_ops}
             for t in complete]
     table = pd.DataFrame(rows, columns=["target", "predicted_ms", "measured_ms", "macs_m", "predicted_ops"])
     table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)
     result = metrics(table["predicted_ms"].to_numpy(), table["measured_ms"].to_numpy()) if len(table) else {}
-    result.update(drift)
+    result.update(drift, measure_attempts=attempts)
     table.to_csv(out_dir / "validation.csv", index=False)
     plot = str(out_dir / "predicted_vs_measured.png")
     if len(table):
@@ -131,15 +148,20 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     return validation
 
 
-def lut_drift(lut: LUT, ops: list[OpSpec], device, cache: ModelCache, count: int = DRIFT_OPS) -> dict:
-    """How much slower (+) or faster (-) the device runs the LUT's ops now than when they were
-    profiled: a few of the validated networks' ops, re-measured.  A shared machine's speed drifts;
-    a validation is only as good as this figure is small."""
+def drift_probe(lut: LUT, ops: list[OpSpec], cache: ModelCache, count: int = DRIFT_OPS) -> list[OpSpec]:
+    """A fixed sample of the validated networks' ops that the LUT holds, with their microbenchmarks."""
     keys = sorted({op.key for op in ops if op.key in lut.table.index})
-    if not keys:
-        return {}
     sample = [OpSpec.from_key(key) for key in random.Random(0).sample(keys, min(count, len(keys)))]
     ensure_models(sample, lut.provenance.dtype, cache)
+    return sample
+
+
+def lut_drift(lut: LUT, sample: list[OpSpec], device, cache: ModelCache) -> dict:
+    """How much slower (+) or faster (-) the device runs the LUT's ops now than when they were
+    profiled: the ``sample`` (see :func:`drift_probe`), re-measured.  A shared machine's speed
+    drifts; a validation is only as good as this figure is small."""
+    if not sample:
+        return {}
     timings = device.measure_ops([cache.path(spec, lut.provenance.dtype) for spec in sample])
     ratios = np.array([t.latency_us for t in timings]) / lut.table.loc[[s.key for s in sample], "latency_us"].to_numpy()
     q1, median, q3 = np.percentile(100 * (ratios - 1), [25, 50, 75])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
 from latprof.lut import LUT
-from latprof.validate import DEVICE_FILE, MEASURED_FILE, metrics, reuse_measurements, validate
+from latprof.validate import DEVICE_FILE, DISCARDED_FILE, MEASURED_FILE, metrics, reuse_measurements, validate
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def archs(tiny_arch_text):
 @pytest.fixture
 def validated(tmp_path, archs, lut, host_device, model_cache):
     out = tmp_path / "validate"
-    return out, validate(archs, lut, host_device, out, model_cache)
+    return out, validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
 
 
 def test_validate_measures_complete_architectures(validated, archs):
@@ -52,10 +53,27 @@ def test_validate_reports_how_far_the_device_drifted_from_the_lut(validated, arc
     assert -50 < low <= m["lut_drift_pct"] <= high < 100
 
 
+def test_models_measured_while_the_device_runs_off_its_lut_speed_are_set_aside(tmp_path, archs, lut, host_device,
+                                                                            model_cache):
+    """A LUT at half the latency this device gives: every re-measure of its ops says the device
+    runs +100% off, so the models are measured again until the settle time is up; the set-aside
+    attempts are kept with their drift, and only the last one counts."""
+    halved = dataclasses.replace(lut, table=lut.table.assign(latency_us=lut.table["latency_us"] / 2))
+    out = tmp_path / "busy"
+    result = validate(archs, halved, host_device, out, model_cache, settle_seconds=1.0)
+    attempts = result.metrics["measure_attempts"]
+    assert attempts >= 2 and result.metrics["lut_drift_pct"] > 50
+    discarded = [json.loads(line) for line in (out / DISCARDED_FILE).read_text().splitlines()]
+    assert len(discarded) == attempts - 1 and all(row["lut_drift_pct"] > 50 for row in discarded)
+    assert len((out / MEASURED_FILE).read_text().splitlines()) == 1
+    quiet = validate(archs, halved, host_device, tmp_path / "no-settle", model_cache, settle_seconds=0)
+    assert quiet.metrics["measure_attempts"] == 1 and not (tmp_path / "no-settle" / DISCARDED_FILE).exists()
+
+
 def test_validate_resumes(validated, archs, lut, host_device, model_cache):
     out, first = validated
     before = (out / MEASURED_FILE).read_text()
-    again = validate(archs, lut, host_device, out, model_cache)
+    again = validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
     assert (out / MEASURED_FILE).read_text() == before
     assert list(again.table["measured_ms"]) == list(first.table["measured_ms"])
 
@@ -65,8 +83,8 @@ def test_validate_resumes_after_a_torn_line(validated, archs, lut, host_device, 
     path = out / MEASURED_FILE
     line = path.read_text()
     path.write_text(line[: len(line) // 2])
-    validate(archs, lut, host_device, out, model_cache)
-    result = validate(archs, lut, host_device, out, model_cache)
+    validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
+    result = validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
     assert len(result.table) == 1
 
 
@@ -82,11 +100,11 @@ def test_validate_refuses_to_resume_measurements_of_other_provenance(validated, 
     document["provenance"]["threads"] = 4
     (out / DEVICE_FILE).write_text(json.dumps(document))
     with pytest.raises(LatprofError, match="threads"):
-        validate(archs, lut, host_device, out, model_cache)
+        validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
     assert_one_line_error(run_cli("validate", "--lut", tiny_lut_path, "--random", "1", "-o", out), "threads", "-o")
     (out / DEVICE_FILE).unlink()  # a folder whose measurements lost their provenance
     with pytest.raises(LatprofError, match="without their provenance"):
-        validate(archs, lut, host_device, out, model_cache)
+        validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
     assert (out / MEASURED_FILE).read_text() == before
 
 
@@ -94,7 +112,7 @@ def test_reused_measurements_score_other_predictions_without_measuring_again(val
                                                                            model_cache, tmp_path):
     out, first = validated
     reuse_measurements(out, tmp_path / "again")
-    again = validate(archs, lut, host_device, tmp_path / "again", model_cache)
+    again = validate(archs, lut, host_device, tmp_path / "again", model_cache, settle_seconds=0)
     assert (tmp_path / "again" / MEASURED_FILE).read_text() == (out / MEASURED_FILE).read_text()
     assert list(again.table["measured_ms"]) == list(first.table["measured_ms"])
     with pytest.raises(LatprofError, match="already"):
@@ -107,7 +125,7 @@ def test_validate_refuses_a_lut_of_other_provenance(tmp_path, archs, tiny_lut_pa
     other = tmp_path / "other.json"
     other.write_text(json.dumps(document))
     with pytest.raises(LatprofError, match="delegate"):
-        validate(archs, LUT.load(other), host_device, tmp_path / "out", model_cache)
+        validate(archs, LUT.load(other), host_device, tmp_path / "out", model_cache, settle_seconds=0)
 
 
 def test_metrics():
@@ -128,7 +146,7 @@ def test_validate_takes_model_files_and_measures_the_file_itself(tmp_path, tiny_
     path = ensure_architectures([arch], "float32", model_cache)[arch.to_string()]
     model = tmp_path / "given model.tflite"
     model.write_bytes(path.read_bytes())
-    result = validate([], lut, host_device, tmp_path / "v", model_cache, models=[model])
+    result = validate([], lut, host_device, tmp_path / "v", model_cache, models=[model], settle_seconds=0)
     [row] = result.table.to_dict("records")
     assert row["target"] == str(model) and row["measured_ms"] > 0
     assert row["predicted_ms"] == predict(str(model), lut).latency_ms == predict(tiny_arch_text, lut).latency_ms
@@ -144,7 +162,8 @@ def test_cli_validate_models_from_a_folder_and_its_errors(run_cli, tmp_path, tin
     arch = Architecture.from_string(tiny_arch_text)
     path = ensure_architectures([arch], "float32", model_cache)[arch.to_string()]
     (folder / "tiny.tflite").write_bytes(path.read_bytes())
-    result = run_cli("validate", "--lut", tiny_lut_path, "--models", folder, "-o", tmp_path / "out", "--json")
+    result = run_cli("validate", "--lut", tiny_lut_path, "--models", folder, "-o", tmp_path / "out", "--json",
+                     "--settle-timeout", "0")
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)["models"]
     assert row["target"] == str(folder / "tiny.tflite") and row["measured_ms"] > 0
