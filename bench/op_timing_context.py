@@ -6,20 +6,27 @@ evicted, inputs written); v3 timed warm bursts.  Each pass measures the networks
 all their ops with both methods (order alternating); the table compares each method's sums with the
 whole networks of the same pass (medians over passes), so machine drift between passes cancels.
 
-    python bench/op_timing_context.py [--networks 12] [--passes 4] [-o runs/bench-op-context]
+``--neighbour`` runs every other pass beside a process that streams a buffer twice the last-level
+cache on a core the measurement does not use, as another tenant of a shared host does: it shows
+whether the op sums still add up when the shared cache is contended.
+
+    python bench/op_timing_context.py [--networks 12] [--passes 4] [--neighbour] [-o runs/bench-op-context]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from latprof.convert import ModelCache, default_cache_dir, ensure_architectures
 from latprof.devices import HostDevice
-from latprof.devices.host import MeasureSettings
+from latprof.devices.host import MeasureSettings, eviction_bytes
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.predict import predict_ops
@@ -29,11 +36,39 @@ from latprof.space import get_space
 METHODS = {"v4: L2 evicted per sample": MeasureSettings(), "v3: warm bursts": MeasureSettings(evict_l2_per_sample=False)}
 
 
+def _stream(stop, cores: set[int]) -> None:
+    os.sched_setaffinity(0, cores)
+    buffer = np.ones(eviction_bytes() // 4, np.float32)
+    while not stop.is_set():
+        buffer.sum()
+
+
+@contextmanager
+def neighbour(active: bool):
+    """A process streaming through twice the last-level cache on the cores the device leaves free."""
+    if not active:
+        yield
+        return
+    free = set(os.sched_getaffinity(0)) - set(HostDevice().cores)
+    if not free:
+        raise SystemExit("--neighbour needs a core the measurement does not use")
+    stop = multiprocessing.Event()
+    process = multiprocessing.Process(target=_stream, args=(stop, free))
+    process.start()
+    try:
+        time.sleep(1)
+        yield
+    finally:
+        stop.set()
+        process.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=12)
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--neighbour", action="store_true", help="every other pass beside a cache-streaming process")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-op-context"))
     args = parser.parse_args()
 
@@ -42,28 +77,37 @@ def main() -> None:
     names = [a.to_string() for a in archs]
     paths = ensure_architectures(archs, "float32", cache)
     ops = [op for arch in archs for op in Network(arch).ops]
-    errors = {name: [] for name in METHODS}  # per pass: signed % error per network
+    errors: dict[str, list] = {}  # per method (and neighbour), per pass: signed % error per network
+    latency: dict[str, list] = {}  # per method (and neighbour), per pass: networks' and op sums' ms
     t0 = time.perf_counter()
     for number in range(args.passes):
-        whole = np.array([t.latency_us / 1000 for t in HostDevice().measure_models([paths[n] for n in names])])
-        for name in (list(METHODS) if number % 2 == 0 else list(METHODS)[::-1]):
-            run = args.output / f"pass{number}-{name.split(':')[0]}"
-            profile(ops, HostDevice(METHODS[name]), run, cache)
-            lut = build_lut([run])
-            predicted = np.array([predict_ops(n, list(Network(a).ops), lut).latency_ms for n, a in zip(names, archs)])
-            errors[name].append(100 * (predicted - whole) / whole)
+        contended = args.neighbour and number % 2 == 1
+        suffix = " + neighbour" if contended else ""
+        with neighbour(contended):
+            whole = np.array([t.latency_us / 1000 for t in HostDevice().measure_models([paths[n] for n in names])])
+            order = (number // 2 if args.neighbour else number) % 2
+            for name in (list(METHODS) if order == 0 else list(METHODS)[::-1]):
+                run = args.output / f"pass{number}-{name.split(':')[0]}"
+                profile(ops, HostDevice(METHODS[name]), run, cache)
+                lut = build_lut([run])
+                predicted = np.array([predict_ops(n, list(Network(a).ops), lut).latency_ms
+                                      for n, a in zip(names, archs)])
+                errors.setdefault(name + suffix, []).append(100 * (predicted - whole) / whole)
+                latency.setdefault(name + suffix, []).append((np.median(whole), np.median(predicted)))
         print(f"pass {number + 1}/{args.passes} done ({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
 
     print(f"\n{len(archs)} networks, {len(set(ops))} unique ops, {args.passes} passes "
           f"({(time.perf_counter() - t0) / 60:.1f} min); error of the op sum against the whole network of the same pass")
-    header = f"{'method':<28}{'mean err %':>11}{'MAPE %':>8}{'±5 %':>7}{'±10 %':>7}{'pass spread %':>15}"
+    header = (f"{'method':<40}{'mean err %':>11}{'MAPE %':>8}{'±5 %':>7}{'±10 %':>7}{'pass spread %':>15}"
+              f"{'networks ms':>13}{'op sums ms':>12}")
     print(header)
     for name, per_pass in errors.items():
         table = np.array(per_pass)
         median = np.median(table, axis=0)  # per network, over passes
         spread = np.median(np.abs(table - median), axis=0).mean()
-        print(f"{name:<28}{median.mean():>+11.2f}{np.abs(median).mean():>8.2f}{100 * np.mean(np.abs(median) <= 5):>7.0f}"
-              f"{100 * np.mean(np.abs(median) <= 10):>7.0f}{spread:>15.2f}")
+        networks, sums = np.median(latency[name], axis=0)  # medians over networks, then passes
+        print(f"{name:<40}{median.mean():>+11.2f}{np.abs(median).mean():>8.2f}{100 * np.mean(np.abs(median) <= 5):>7.0f}"
+              f"{100 * np.mean(np.abs(median) <= 10):>7.0f}{spread:>15.2f}{networks:>13.3f}{sums:>12.3f}")
 
 
 if __name__ == "__main__":
