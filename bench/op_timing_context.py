@@ -33,7 +33,8 @@ from latprof.predict import predict_ops
 from latprof.profiling import profile
 from latprof.space import get_space
 
-METHODS = {"v4: L2 evicted per sample": MeasureSettings(), "v3: warm bursts": MeasureSettings(evict_l2_per_sample=False)}
+METHODS = {"v4: L2 evicted per sample": MeasureSettings(), "v3: warm bursts": MeasureSettings(sample_eviction="none"),
+           "v5: all caches evicted per sample": MeasureSettings(sample_eviction="llc")}
 
 
 def _stream(stop, cores: set[int]) -> None:

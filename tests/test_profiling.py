@@ -154,12 +154,15 @@ def test_measure_refuses_bad_files(host_device, model_cache, tiny_run, tmp_path)
 
 
 def test_op_timing_method_is_provenance():
-    """The two op-timing methods time ops differently: their LUTs must not mix silently."""
-    v4, v3 = (HostDevice(MeasureSettings(evict_l2_per_sample=flag)).provenance() for flag in (True, False))
-    assert v4.method != v3.method and any(d.startswith("method") for d in v4.differences(v3))
+    """The op-timing methods time ops differently: their LUTs must not mix silently."""
+    v4, v3, v5 = (HostDevice(MeasureSettings(sample_eviction=e)).provenance() for e in ("l2", "none", "llc"))
+    assert len({v4.method, v3.method, v5.method}) == 3 and any(d.startswith("method") for d in v4.differences(v3))
     with pytest.raises(LatprofError, match="method"):
-        v4.require_same(v3, "the LUT", "profile again")
-    assert v4.details["sample_eviction_bytes"] >= 2 * 32 << 10
+        v4.require_same(v5, "the LUT", "profile again")
+    assert v3.details["sample_eviction_bytes"] == 0
+    assert 2 * 32 << 10 <= v4.details["sample_eviction_bytes"] < v5.details["sample_eviction_bytes"]
+    with pytest.raises(LatprofError, match="sample_eviction"):
+        MeasureSettings(sample_eviction="l3")
 
 
 def test_measure_settings_are_checked():

@@ -24,8 +24,14 @@ from latprof.measurement import Provenance, Timing
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
-METHOD = "litert-interleaved/v4 (ops: evicted caches, then samples with L2 evicted and inputs written; models: steady bursts)"
-WARM_BURSTS_METHOD = "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)"
+# What each op sample is preceded by (MeasureSettings.sample_eviction) -> the method it makes.
+METHODS = {
+    "l2": "litert-interleaved/v4 (ops: evicted caches, then samples with L2 evicted and inputs written; models: steady bursts)",
+    "none": "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)",
+    "llc": "litert-interleaved/v5 (ops: every sample with all caches evicted and inputs written; models: steady bursts)",
+}
+METHOD = METHODS["l2"]
+_EVICTION_LEVEL = {"l2": 2, "llc": None}  # cache level swept before each sample (None: the last)
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
@@ -42,11 +48,16 @@ class MeasureSettings:
     rounds: int = 10
     min_seconds: float = 2.0
     quantile: float = 0.25
-    evict_l2_per_sample: bool = True  # False: v3's warm bursts, kept to measure what the eviction buys
+    # Evicted before each op sample: "l2" (v4, the default), "none" (v3's warm bursts) or "llc"
+    # (v5: weights from memory, as in a network whose shared cache other tenants contend);
+    # the other two are kept to measure what the choice does (bench/op_timing_context.py).
+    sample_eviction: str = "l2"
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.delegate not in DELEGATES:
             raise LatprofError(f"threads must be >= 1 and delegate one of {', '.join(DELEGATES)}")
+        if self.sample_eviction not in METHODS:
+            raise LatprofError(f"sample_eviction must be one of {', '.join(METHODS)}")
 
 
 @cache
@@ -85,12 +96,13 @@ class HostDevice:
         return Provenance(
             device="host", hardware=f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cpus)",
             runtime=f"ai-edge-litert {version('ai-edge-litert')}", binary_sha256=_runtime_sha256(),
-            threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHOD if s.evict_l2_per_sample else WARM_BURSTS_METHOD,
+            threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHODS[s.sample_eviction],
             details={"hostname": socket.gethostname(), "affinity": self.cores,
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
                      "quantile": s.quantile,
-                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": eviction_bytes(level=2)})
+                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes":
+                         eviction_bytes(_EVICTION_LEVEL[s.sample_eviction]) if s.sample_eviction != "none" else 0})
 
     def _load(self, model: Path) -> _Loaded:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -165,7 +177,8 @@ class HostDevice:
         s = self.settings
         clock = time.perf_counter_ns
         sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
-        l2_sweep = np.ones(eviction_bytes(level=2) // 4, np.float32) if evict and s.evict_l2_per_sample else None
+        sample_sweep = np.ones(eviction_bytes(_EVICTION_LEVEL[s.sample_eviction]) // 4, np.float32) \
+            if evict and s.sample_eviction != "none" else None
         bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
@@ -184,8 +197,8 @@ class HostDevice:
                 invoke = model.interpreter.invoke
                 invoke()  # untimed: the first call after another model pays for its traces
                 for _ in range(bursts[index]):
-                    if l2_sweep is not None:
-                        l2_sweep.sum()
+                    if sample_sweep is not None:
+                        sample_sweep.sum()
                         model.feed()
                     t0 = clock()
                     invoke()
