@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 
+from latprof.network import same_out
 from latprof.ops import OpSpec, Shape
 
 MAP_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 15, 16, 20, 24, 28, 30, 32, 40, 48, 56, 60, 64, 80, 96, 112,
@@ -35,7 +36,7 @@ def _channels(rng: random.Random, low: int = 8, high: int = 2048) -> int:
 
 
 def _window_output(size: int, kernel: int, stride: int, padding: str) -> int:
-    return -(-size // stride) if padding == "SAME" else (size - kernel) // stride + 1
+    return same_out(size, stride) if padding == "SAME" else (size - kernel) // stride + 1
 
 
 def _windowed(rng: random.Random, op: str) -> OpSpec:
@@ -51,6 +52,7 @@ def _windowed(rng: random.Random, op: str) -> OpSpec:
     else:  # AVERAGE_POOL_2D
         kernel, stride = rng.choice((2, 3)), rng.choice((1, 2))
         c_in = c_out = _channels(rng)
+    # VALID only where the window fits, so every output has at least one position
     padding = "VALID" if kernel == 1 or (size >= kernel and rng.random() < 0.15) else "SAME"
     out = _window_output(size, kernel, stride, padding)
     activation = "NONE" if op == "AVERAGE_POOL_2D" else rng.choice(ACTIVATIONS)
@@ -78,7 +80,7 @@ def _fully_connected(rng: random.Random) -> OpSpec:
 
 def _fits(spec: OpSpec) -> bool:
     elements = sum(math.prod(shape) for shape in spec.inputs) + math.prod(spec.output)
-    return spec.output[0] >= 1 and spec.macs <= MAX_MACS and elements <= MAX_ELEMENTS
+    return spec.macs <= MAX_MACS and elements <= MAX_ELEMENTS
 
 
 def sample_kernels(count: int, seed: int = 0) -> list[OpSpec]:

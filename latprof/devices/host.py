@@ -31,7 +31,6 @@ METHODS = {
     "llc": "litert-interleaved/v5 (ops: every sample with all caches evicted and inputs written; models: steady bursts)",
 }
 METHOD = METHODS["l2"]
-_EVICTION_LEVEL = {"l2": 2, "llc": None}  # cache level swept before each sample (None: the last)
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
@@ -58,6 +57,11 @@ class MeasureSettings:
             raise LatprofError(f"threads must be >= 1 and delegate one of {', '.join(DELEGATES)}")
         if self.sample_eviction not in METHODS:
             raise LatprofError(f"sample_eviction must be one of {', '.join(METHODS)}")
+
+    @property
+    def sample_eviction_bytes(self) -> int:
+        """The buffer read before each op sample: twice L2, twice the last level, or none."""
+        return {"none": 0, "l2": eviction_bytes(level=2), "llc": eviction_bytes()}[self.sample_eviction]
 
 
 @cache
@@ -101,8 +105,7 @@ class HostDevice:
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
                      "quantile": s.quantile,
-                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes":
-                         eviction_bytes(_EVICTION_LEVEL[s.sample_eviction]) if s.sample_eviction != "none" else 0})
+                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": s.sample_eviction_bytes})
 
     def _load(self, model: Path) -> _Loaded:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -142,8 +145,9 @@ class HostDevice:
         all of it in L1/L2 and undershoots whole models by a third here.  So each round first
         evicts every cache (reading a buffer twice the last-level cache), runs the op once
         untimed, then times a short burst in which every sample first evicts L2 (a buffer
-        twice its size) and writes the inputs.  Whether that adds up better than warm bursts
-        (v3) is within this machine's noise so far (see the README).
+        twice its size) and writes the inputs.  ``MeasureSettings.sample_eviction`` keeps the
+        alternatives (v3: no eviction per sample; v5: all caches) to measure the choice with;
+        the README has what they gave.
         """
         return self._measure(models, evict=True, progress=progress)
 
@@ -177,8 +181,7 @@ class HostDevice:
         s = self.settings
         clock = time.perf_counter_ns
         sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
-        sample_sweep = np.ones(eviction_bytes(_EVICTION_LEVEL[s.sample_eviction]) // 4, np.float32) \
-            if evict and s.sample_eviction != "none" else None
+        sample_sweep = np.ones(s.sample_eviction_bytes // 4, np.float32) if evict and s.sample_eviction_bytes else None
         bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
