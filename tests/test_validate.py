@@ -10,7 +10,7 @@ import pytest
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
 from latprof.lut import LUT
-from latprof.validate import DEVICE_FILE, DISCARDED_FILE, MEASURED_FILE, metrics, reuse_measurements, validate
+from latprof.validate import DEVICE_FILE, DISCARDED_FILE, DRIFT_WARNING_PCT, MEASURED_FILE, metrics, reuse_measurements, validate
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +55,20 @@ def test_validate_reports_how_far_the_device_drifted_from_the_lut(validated, arc
 
 def test_models_measured_while_the_device_runs_off_its_lut_speed_are_set_aside(tmp_path, archs, lut, host_device,
                                                                             model_cache):
-    """A LUT at half the latency this device gives: every re-measure of its ops says the device
-    runs +100% off, so the models are measured again until the settle time is up; the set-aside
-    attempts are kept with their drift, and only the last one counts."""
-    halved = dataclasses.replace(lut, table=lut.table.assign(latency_us=lut.table["latency_us"] / 2))
+    """A LUT at a quarter of the latency this device gives: every re-measure of its ops says the
+    device runs about +300% off (this shared host's own swings reach +-50%, so nothing near the
+    threshold), so the models are measured again until the settle time is up; each set-aside attempt
+    is kept with the drift that set it aside, and only the last one counts."""
+    quartered = dataclasses.replace(lut, table=lut.table.assign(latency_us=lut.table["latency_us"] / 4))
     out = tmp_path / "busy"
-    result = validate(archs, halved, host_device, out, model_cache, settle_seconds=1.0)
+    result = validate(archs, quartered, host_device, out, model_cache, settle_seconds=1.0)
     attempts = result.metrics["measure_attempts"]
-    assert attempts >= 2 and result.metrics["lut_drift_pct"] > 50
+    assert attempts >= 2 and result.metrics["lut_drift_pct"] > DRIFT_WARNING_PCT
     discarded = [json.loads(line) for line in (out / DISCARDED_FILE).read_text().splitlines()]
-    assert len(discarded) == attempts - 1 and all(row["lut_drift_pct"] > 50 for row in discarded)
+    assert len(discarded) == attempts - 1
+    assert all(row["lut_drift_pct"] > DRIFT_WARNING_PCT for row in discarded)
     assert len((out / MEASURED_FILE).read_text().splitlines()) == 1
-    quiet = validate(archs, halved, host_device, tmp_path / "no-settle", model_cache, settle_seconds=0)
+    quiet = validate(archs, quartered, host_device, tmp_path / "no-settle", model_cache, settle_seconds=0)
     assert quiet.metrics["measure_attempts"] == 1 and not (tmp_path / "no-settle" / DISCARDED_FILE).exists()
 
 
