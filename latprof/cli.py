@@ -518,17 +518,21 @@ def _validation_text(result) -> str:
         lines += ["", f"{m['models']} models: MAPE {m['mape_pct']}%, within ±5%: {m['within_5_pct']}%, "
                       f"within ±10%: {m['within_10_pct']}%, Spearman {m['spearman']}",
                   f"plot: {result.plot}"]
+        if "reference_drift_pct" in m:
+            lines.append(f"device state check: {m['reference_networks']} reference networks, timed in the same rounds, "
+                         f"take {m['reference_drift_pct']:+.1f}% of their latency when the LUT was profiled")
         if "lut_drift_pct" in m:
             lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops re-measured now take "
                          f"{m['lut_drift_pct']:+.1f}% (IQR {m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%) "
                          "of their LUT latency")
-            if m.get("measure_attempts", 1) > 1:
-                lines.append(f"the models were measured {m['measure_attempts']} times; the first "
-                             f"{m['measure_attempts'] - 1} were set aside (in discarded.jsonl) because the LUT's ops "
-                             f"ran more than {DRIFT_WARNING_PCT:g}% off their LUT latency right after")
-            if abs(m["lut_drift_pct"]) > DRIFT_WARNING_PCT:
-                lines.append("warning: this device runs at another speed than when the LUT was profiled (a busy or "
-                             "throttled machine); the errors above include that drift: re-profile, or validate when it is quiet")
+        off = m.get("reference_drift_pct", m.get("lut_drift_pct"))
+        if m.get("measure_attempts", 1) > 1:
+            lines.append(f"the models were measured {m['measure_attempts']} times; the first "
+                         f"{m['measure_attempts'] - 1} were set aside (in discarded.jsonl) because the device ran more "
+                         f"than {DRIFT_WARNING_PCT:g}% off its speed when the LUT was profiled")
+        if off is not None and abs(off) > DRIFT_WARNING_PCT:
+            lines.append("warning: this device runs at another speed than when the LUT was profiled (a busy or "
+                         "throttled machine); the errors above include that drift: re-profile, or validate when it is quiet")
     if result.incomplete:
         lines.append(f"{len(result.incomplete)} architectures skipped: ops missing from the LUT "
                      "(profile them with 'latprof profile --sample N --seed S' using the same seed)")

@@ -44,10 +44,11 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
     m = result.metrics
     say(f"    MAPE {m['mape_pct']}%, {m['within_5_pct']}% within ±5%, {m['within_10_pct']}% within ±10%, "
         f"Spearman {m['spearman']}; plot: {result.plot}")
-    say(f"    (the LUT's ops, re-measured now, take {m['lut_drift_pct']:+.1f}% of their LUT latency: "
-        "on a busy machine, errors include that drift)")
+    if "reference_drift_pct" in m:
+        say(f"    (MobileNetV2 and MnasNet-A1, timed in the same rounds, took {m['reference_drift_pct']:+.1f}% of their "
+            "latency when the LUT was profiled: on a busy machine, errors include that drift)")
     if m["measure_attempts"] > 1:
-        say(f"    (measured {m['measure_attempts']} times: the machine ran off its LUT speed; earlier attempts "
-            f"are in {out_dir / 'validate' / 'discarded.jsonl'})")
+        say(f"    (measured {m['measure_attempts']} times: the machine ran off its speed when profiled; earlier "
+            f"attempts are in {out_dir / 'validate' / 'discarded.jsonl'})")
     say("Next: 'latprof predict ARCH --lut " + str(out_dir / "lut.json") + "', or profile more with "
         "'latprof profile --sample N -o RUN_DIR'.")

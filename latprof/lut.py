@@ -1,7 +1,8 @@
 """The latency lookup table: per-op latencies of one device configuration, with provenance.
 
 On disk a LUT is one JSON document (format described in ``lut/FORMAT.md``): the provenance all
-its rows share, the per-invoke overhead, the run folders it came from, and the table.  In memory
+its rows share, the per-invoke overhead, the run folders it came from, the reference networks'
+latency when profiled (``latprof.reference``), and the table.  In memory
 the table is a pandas DataFrame indexed by op key.
 """
 
@@ -19,6 +20,7 @@ from latprof.jsonl import write_json
 from latprof.measurement import Provenance
 from latprof.ops import OpSpec
 from latprof.profiling import OVERHEAD_SPEC, read_run
+from latprof.reference import read_references
 
 FORMAT, VERSION = "latprof-lut", 1
 COLUMNS = ["key", "op", "latency_us", "median_us", "p5_us", "p95_us", "runs"]
@@ -32,6 +34,9 @@ class LUT:
     sources: list[str] = field(default_factory=list)
     mixed: list[str] = field(default_factory=list)
     sha256: str = ""  # of the file it was loaded from: what a predictor trained on it records
+    # Whole-model latency (us) of the reference networks, timed when the ops were: the state the
+    # device was in, for validate to compare with.  Empty for imported or older LUTs.
+    reference_us: dict[str, float] = field(default_factory=dict)
 
     def op_latency_us(self, spec: OpSpec) -> float | None:
         """Latency an op adds inside a model: its microbenchmark's time less the invoke overhead
@@ -47,7 +52,7 @@ class LUT:
         rows = self.table.reset_index()[COLUMNS].values.tolist()
         document = {"format": FORMAT, "version": VERSION, "provenance": self.provenance.to_dict(),
                     "overhead_us": self.overhead_us, "sources": self.sources, "mixed_provenance": self.mixed,
-                    "columns": COLUMNS, "rows": rows}
+                    "reference_us": self.reference_us, "columns": COLUMNS, "rows": rows}
         write_json(path, document)
 
     @classmethod
@@ -66,9 +71,12 @@ class LUT:
             if not {"latency_us", "op"} <= set(table.columns) or table["latency_us"].isna().any() \
                     or (table["latency_us"] <= 0).any():
                 raise ValueError("rows lack a positive latency_us")
+            reference = {str(target): float(latency) for target, latency in document.get("reference_us", {}).items()}
+            if any(latency <= 0 for latency in reference.values()):
+                raise ValueError("reference_us holds a latency that is not positive")
             return cls(Provenance.from_dict(document["provenance"]), table, float(document["overhead_us"]),
                        list(document.get("sources", [])), list(document.get("mixed_provenance", [])),
-                       hashlib.sha256(data).hexdigest())
+                       hashlib.sha256(data).hexdigest(), reference)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LatprofError(f"{path}: corrupt or foreign LUT ({exc}); rebuild it with 'latprof lut build'") from None
 
@@ -76,11 +84,12 @@ class LUT:
 def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     """Merge run folders into one LUT; refuses runs whose provenance differs unless told.
 
-    An op measured in several runs gets the median of its latencies; so does the overhead.
+    An op measured in several runs gets the median of its latencies; so do the overhead and each
+    reference network.
     """
     if not run_dirs:
         raise LatprofError("no run folders given")
-    provenance, frames, mixed = None, [], []
+    provenance, frames, mixed, references = None, [], [], []
     for run_dir in run_dirs:
         run, records = read_run(run_dir)
         current = Provenance.from_dict(run["provenance"])
@@ -93,6 +102,7 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
             mixed.append(f"{run_dir}: {'; '.join(provenance.differences(current))}")
         if records:
             frames.append(pd.DataFrame(records))
+        references += read_references(run_dir)
     if not frames:
         raise LatprofError(f"no measurements in {', '.join(map(str, run_dirs))}; run 'latprof profile' first")
     data = pd.concat(frames, ignore_index=True)
@@ -102,4 +112,6 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     table = data.groupby("key").agg(op=("op", "first"), latency_us=("latency_us", "median"),
                                     median_us=("median_us", "median"), p5_us=("p5_us", "min"),
                                     p95_us=("p95_us", "max"), runs=("runs", "sum"))
-    return LUT(provenance, table, float(overhead.median()), [str(Path(d)) for d in run_dirs], mixed)
+    reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
+    return LUT(provenance, table, float(overhead.median()), [str(Path(d)) for d in run_dirs], mixed,
+               reference_us={target: round(float(latency), 3) for target, latency in reference.items()})

@@ -1,7 +1,9 @@
 """Profiling runs: measure op specs on a device into a run folder that survives interruption.
 
-A run folder holds ``run.json`` (provenance and what was asked for) and ``measurements.jsonl``
-(one line per measured op, appended and flushed as soon as a chunk of ops is timed).  Running
+A run folder holds ``run.json`` (provenance and what was asked for), ``measurements.jsonl``
+(one line per measured op, appended and flushed as soon as a chunk of ops is timed) and
+``reference.jsonl`` (the reference networks timed after each profiling call, which record the
+state the device was in: see ``latprof.reference``).  Running
 the same command again measures only what is missing; a folder measured with other provenance
 is refused, so one folder never mixes devices, runtimes, threads or dtypes.
 """
@@ -19,6 +21,7 @@ from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.measurement import Provenance, Timing
 from latprof.ops import OpSpec
+from latprof.reference import record_references
 
 RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
 # Timed with every run: its latency is the fixed cost of one invoke, which every single-op
@@ -95,6 +98,8 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
         append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(spec, timing) for spec, timing in zip(chunk, timings)])
         measured += len(chunk)
         progress("measure", measured, len(todo))
+    if measured:
+        record_references(run_dir, device, cache, provenance.dtype)
     return ProfileSummary(str(run_dir), len(wanted), measured, already,
                           {spec.key: reason for spec, reason in unsupported.items()}, round(time.time() - start, 1))
 

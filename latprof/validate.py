@@ -22,6 +22,7 @@ from latprof.measurement import Provenance
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict_ops
+from latprof.reference import reference_drift, reference_models
 
 MEASURED_FILE, DEVICE_FILE, DISCARDED_FILE = "measured.jsonl", "device.json", "discarded.jsonl"
 DRIFT_OPS = 40
@@ -89,12 +90,14 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     file; compare.  Resumable: models already measured into ``out_dir`` are not measured again.
     ``predictor`` estimates the ops the LUT lacks.
 
-    A validation compares the LUT with the device in the state it was profiled in.  So right
-    after the models are measured, some of the LUT's ops are measured again (:func:`lut_drift`);
-    when they run more than ``DRIFT_WARNING_PCT`` off their LUT latency, the device was busier
-    (or hotter) than when profiled, and the models are measured again, for up to
-    ``settle_seconds``, as a phone is left to cool down.  The set-aside measurements go to
-    ``discarded.jsonl`` with the drift that set them aside; the last one is kept either way,
+    A validation compares the LUT with the device in the state it was profiled in.  The LUT keeps
+    the latency of reference networks timed when its ops were (``latprof.reference``); they are
+    timed again in the same rounds as the models, and when they run more than
+    ``DRIFT_WARNING_PCT`` off, the device is busier (or hotter) than when profiled and the models
+    are measured again, for up to ``settle_seconds``, as a phone is left to cool down.  (A LUT
+    without references falls back on some of its ops, re-measured: :func:`lut_drift`; ops miss
+    the contention for a shared cache that slows whole networks.)  The set-aside measurements go
+    to ``discarded.jsonl`` with the drift that set them aside; the last one is kept either way,
     and the result reports its drift and the number of attempts."""
     from latprof.tflite_file import decompose
 
@@ -119,17 +122,22 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
                                     progress=lambda done: progress("convert", done, len(todo_archs))),
              **{name: Path(name) for name in files}}
     probe = drift_probe(lut, [op for t in complete for op in targets[t]], cache)
+    references = reference_models(lut.reference_us, provenance.dtype, cache) if todo else {}
     drift, attempts, deadline = {}, 0, time.monotonic() + settle_seconds
     while todo:
         attempts += 1
-        timings = device.measure_models([paths[t] for t in todo], progress=lambda n: progress("measure", n, len(todo)))
+        timings = device.measure_models([paths[t] for t in todo] + list(references.values()),
+                                        progress=lambda n: progress("measure", n, len(todo) + len(references)))
+        now = {target: timing.latency_us for target, timing in zip(references, timings[len(todo):])}
         rows = [{"target": t, **timing.to_dict()} for t, timing in zip(todo, timings)]
-        drift = lut_drift(lut, probe, device, cache)
-        if abs(drift.get("lut_drift_pct", 0.0)) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline:
+        drift = {**lut_drift(lut, probe, device, cache), **(reference_drift(lut.reference_us, now) if now else {})}
+        off = drift.get("reference_drift_pct", drift.get("lut_drift_pct", 0.0))
+        if abs(off) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline:
             append_jsonl(out_dir / MEASURED_FILE, rows)
             done.update((row["target"], row) for row in rows)
             break
-        append_jsonl(out_dir / DISCARDED_FILE, [{**row, "lut_drift_pct": drift["lut_drift_pct"]} for row in rows])
+        append_jsonl(out_dir / DISCARDED_FILE, [{**row, **{k: v for k, v in drift.items() if k.endswith("drift_pct")}}
+                                                for row in rows])
     drift = drift or lut_drift(lut, probe, device, cache)
     rows = [{"target": t, "predicted_ms": predictions[t].latency_ms, "measured_ms": round(done[t]["latency_us"] / 1000, 4),
              "macs_m": round(sum(op.macs for op in targets[t]) / 1e6, 1), "predicted_ops": predictions[t].predicted_ops}

@@ -10,11 +10,13 @@ import pytest
 
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
+from latprof.jsonl import append_jsonl
 from latprof.lut import COLUMNS, FORMAT, LUT, build_lut
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict, predict_ops
 from latprof.profiling import OVERHEAD_SPEC, read_run
+from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, read_references
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,21 @@ def test_build_lut_from_run(tiny_run):
     assert table.sources == [str(run_dir)] and table.mixed == []
 
 
+def test_lut_keeps_the_median_reference_latency_of_its_runs(tiny_run, run_copy):
+    """The reference networks timed after each profiling call record the device's state; a LUT
+    keeps, per network, the median over its runs' timings."""
+    run_dir, _ = tiny_run
+    recorded = read_references(run_dir)
+    assert {r["target"] for r in recorded} == set(REFERENCE_NETWORKS) and all(r["latency_us"] > 0 for r in recorded)
+    append_jsonl(run_copy / REFERENCE_FILE, [{"target": REFERENCE_NETWORKS[0], "latency_us": 1.0},
+                                             {"target": REFERENCE_NETWORKS[0], "latency_us": 1e9}])
+    once, merged = build_lut([run_dir]), build_lut([run_dir, run_copy])
+    first = {r["target"]: r["latency_us"] for r in recorded}
+    assert once.reference_us == pytest.approx(first, abs=1e-3)
+    # four timings of the first network: its two copies and the two extremes; the median is the copies'
+    assert merged.reference_us[REFERENCE_NETWORKS[0]] == pytest.approx(first[REFERENCE_NETWORKS[0]], abs=1e-3)
+
+
 def test_save_load_round_trip(tiny_run, tmp_path):
     built = build_lut([tiny_run[0]])
     path = tmp_path / "sub" / "lut.json"
@@ -48,6 +65,7 @@ def test_save_load_round_trip(tiny_run, tmp_path):
     assert loaded.provenance.to_dict() == built.provenance.to_dict()
     assert loaded.overhead_us == built.overhead_us
     assert loaded.sources == built.sources and loaded.mixed == built.mixed
+    assert loaded.reference_us == built.reference_us and len(loaded.reference_us) == 2
     document = json.loads(path.read_text())
     assert document["format"] == FORMAT and document["version"] == 1
     assert document["columns"] == COLUMNS and len(document["rows"]) == len(built)
@@ -134,6 +152,8 @@ def _null(document):
     (lambda d: d.pop("overhead_us"), "overhead_us"),
     (lambda d: d["provenance"].pop("threads"), "threads"),
     (lambda d: d.update(columns=["key", "op"]), "corrupt"),
+    (lambda d: d.update(reference_us={"mobilenetv2": -1.0}), "reference_us"),
+    (lambda d: d.update(reference_us=[1.0]), "corrupt"),
 ])
 def test_corrupt_lut_is_refused(tiny_lut_path, tmp_path, change, hint):
     path = _corrupt(tiny_lut_path, tmp_path, change)

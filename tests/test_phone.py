@@ -22,7 +22,12 @@ import pytest
 from conftest import latprof_executable
 from loopback.benchmark_model import install
 
+from latprof.reference import REFERENCE_NETWORKS
+
 CALL_LOG = "/data/local/tmp/benchmark_model.calls"
+# A finished profile of the tiny model runs each of its 8 ops' models once, then the reference
+# networks that record the phone's state.
+RUN_CALLS = 8 + len(REFERENCE_NETWORKS)
 # Short runs: the stand-in's own start (Python + LiteRT import) is most of the time per model.
 FAST = ["--warmup-runs", "1", "--warmup-min-secs", "0", "--num-runs", "3", "--min-secs", "0"]
 
@@ -103,7 +108,9 @@ def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phon
     summary = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
     seconds = time.monotonic() - started
     assert summary["requested"] == 8 and summary["measured_now"] == 8 and summary["already_measured"] == 0
-    assert len(calls(logged_phone)) == 8 == len(set(calls(logged_phone)))
+    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
+    references = [json.loads(line) for line in (run_dir / "reference.jsonl").read_text().splitlines()]
+    assert len(references) == 2 and all(r["latency_us"] > 0 for r in references)
     records = [json.loads(line) for line in (run_dir / "measurements.jsonl").read_text().splitlines()]
     assert len({r["key"] for r in records}) == 8
     for record in records:
@@ -119,7 +126,7 @@ def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phon
     assert "Android" in provenance["runtime"] and "cores" in provenance["hardware"]
 
     again = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
-    assert again["measured_now"] == 0 and again["already_measured"] == 8 and len(calls(logged_phone)) == 8
+    assert again["measured_now"] == 0 and again["already_measured"] == 8 and len(calls(logged_phone)) == RUN_CALLS
 
     lut = tmp_path / "phone_lut.json"
     latprof("lut", "build", run_dir, "-o", lut, check=True)
@@ -148,7 +155,7 @@ def test_profile_survives_three_adbd_crashes(logged_phone, stand_in, tiny_model,
     assert crashes == 3, "the run finished before three crashes; make it longer"
     assert process.returncode == 0, err
     assert sorted(measured_keys(run_dir)) == sorted(set(measured_keys(run_dir))) and len(measured_keys(run_dir)) == 8
-    assert len(calls(logged_phone)) == 8 == len(set(calls(logged_phone)))
+    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
 
 
 def test_a_killed_host_resumes_without_measuring_twice(logged_phone, stand_in, tiny_model, tmp_path):
@@ -164,7 +171,7 @@ def test_a_killed_host_resumes_without_measuring_twice(logged_phone, stand_in, t
     assert 2 <= len(calls(logged_phone)) < 8
     latprof(*args, check=True)
     assert len(measured_keys(run_dir)) == 8 == len(set(measured_keys(run_dir)))
-    assert len(calls(logged_phone)) == 8 == len(set(calls(logged_phone)))
+    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
 
 
 def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, stand_in, tiny_model, tmp_path):
@@ -185,7 +192,7 @@ def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, st
     logged_phone.start()
     latprof(*args, check=True)
     assert len(measured_keys(run_dir)) == 8 == len(set(measured_keys(run_dir)))
-    assert len(calls(logged_phone)) == 8 == len(set(calls(logged_phone)))
+    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
 
 
 def test_phone_not_connected(adb_server, stand_in, tiny_model, tmp_path):
@@ -294,7 +301,7 @@ def test_a_farm_of_two_phones_shares_the_work(phone_factory, stand_in, tiny_mode
     latprof("profile", "--serial", phones[0].serial, "--serial", phones[1].serial, "--benchmark-binary", stand_in,
             "--models", tiny_model, "-o", run_dir, *FAST, check=True)
     first, second = calls(phones[0]), calls(phones[1])
-    assert first and second and not set(first) & set(second) and len(first) + len(second) == 8
+    assert first and second and not set(first) & set(second) and len(first) + len(second) == RUN_CALLS
     assert len(measured_keys(run_dir)) == 8
     provenance = json.loads((run_dir / "run.json").read_text())["provenance"]
     assert sorted(provenance["details"]["serials"]) == sorted(p.serial for p in phones)

@@ -10,6 +10,7 @@ from latprof.devices.host import HostDevice, MeasureSettings
 from latprof.errors import LatprofError
 from latprof.measurement import Provenance, Timing
 from latprof.profiling import MEASUREMENTS_FILE, OVERHEAD_SPEC, RUN_FILE, profile, read_run
+from latprof.reference import REFERENCE_FILE
 
 
 def test_profile_records_every_spec(tiny_run, profiled_specs):
@@ -47,10 +48,12 @@ def test_models_are_in_the_given_cache(tiny_run, profiled_specs, model_cache):
 
 def test_rerun_measures_nothing_new(run_copy, profiled_specs, host_device, model_cache):
     before = (run_copy / MEASUREMENTS_FILE).read_text()
+    references = (run_copy / REFERENCE_FILE).read_text()
     summary = profile(profiled_specs, host_device, run_copy, model_cache, request={"again": True})
     assert summary.measured_now == 0
     assert summary.already_measured == summary.requested
     assert (run_copy / MEASUREMENTS_FILE).read_text() == before
+    assert (run_copy / REFERENCE_FILE).read_text() == references  # nothing measured: the device state stands
     run, _ = read_run(run_copy)
     assert [r.get("again") for r in run["requests"]] == [None, True]
 

@@ -10,6 +10,7 @@ import pytest
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
 from latprof.lut import LUT
+from latprof.reference import REFERENCE_NETWORKS
 from latprof.validate import DEVICE_FILE, DISCARDED_FILE, DRIFT_WARNING_PCT, MEASURED_FILE, metrics, reuse_measurements, validate
 
 
@@ -53,22 +54,39 @@ def test_validate_reports_how_far_the_device_drifted_from_the_lut(validated, arc
     assert -50 < low <= m["lut_drift_pct"] <= high < 100
 
 
-def test_models_measured_while_the_device_runs_off_its_lut_speed_are_set_aside(tmp_path, archs, lut, host_device,
-                                                                            model_cache):
-    """A LUT at a quarter of the latency this device gives: every re-measure of its ops says the
-    device runs about +300% off (this shared host's own swings reach +-50%, so nothing near the
-    threshold), so the models are measured again until the settle time is up; each set-aside attempt
-    is kept with the drift that set it aside, and only the last one counts."""
-    quartered = dataclasses.replace(lut, table=lut.table.assign(latency_us=lut.table["latency_us"] / 4))
+def test_validate_times_the_reference_networks_in_the_same_rounds(validated, lut):
+    """The LUT carries the reference networks' profile-time latency; validate times them again
+    and reports the device's drift from that state (the same machine minutes later: well within
+    a factor of two)."""
+    _, result = validated
+    assert set(lut.reference_us) == set(REFERENCE_NETWORKS)
+    assert result.metrics["reference_networks"] == 2 and -50 < result.metrics["reference_drift_pct"] < 100
+
+
+@pytest.mark.parametrize("probe", ["reference networks", "ops, for a LUT without references"])
+def test_models_measured_while_the_device_runs_off_its_lut_speed_are_set_aside(probe, tmp_path, archs, lut,
+                                                                            host_device, model_cache):
+    """A LUT whose probe (its reference networks, or its ops when it has none) is at a quarter of
+    the latency this device gives: every check says the device runs about +300% off (this shared
+    host's own swings reach +-50%, so nothing near the threshold), so the models are measured again
+    until the settle time is up; each set-aside attempt is kept with the drift that set it aside,
+    and only the last one counts."""
+    if probe == "reference networks":
+        busy_lut = dataclasses.replace(lut, reference_us={t: v / 4 for t, v in lut.reference_us.items()})
+        drift_key = "reference_drift_pct"
+    else:
+        busy_lut = dataclasses.replace(lut, table=lut.table.assign(latency_us=lut.table["latency_us"] / 4),
+                                       reference_us={})
+        drift_key = "lut_drift_pct"
     out = tmp_path / "busy"
-    result = validate(archs, quartered, host_device, out, model_cache, settle_seconds=1.0)
+    result = validate(archs, busy_lut, host_device, out, model_cache, settle_seconds=1.0)
     attempts = result.metrics["measure_attempts"]
-    assert attempts >= 2 and result.metrics["lut_drift_pct"] > DRIFT_WARNING_PCT
+    assert attempts >= 2 and result.metrics[drift_key] > DRIFT_WARNING_PCT
     discarded = [json.loads(line) for line in (out / DISCARDED_FILE).read_text().splitlines()]
     assert len(discarded) == attempts - 1
-    assert all(row["lut_drift_pct"] > DRIFT_WARNING_PCT for row in discarded)
+    assert all(row[drift_key] > DRIFT_WARNING_PCT for row in discarded)
     assert len((out / MEASURED_FILE).read_text().splitlines()) == 1
-    quiet = validate(archs, quartered, host_device, tmp_path / "no-settle", model_cache, settle_seconds=0)
+    quiet = validate(archs, busy_lut, host_device, tmp_path / "no-settle", model_cache, settle_seconds=0)
     assert quiet.metrics["measure_attempts"] == 1 and not (tmp_path / "no-settle" / DISCARDED_FILE).exists()
 
 
