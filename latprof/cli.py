@@ -261,13 +261,20 @@ def lut() -> None:
 def lut_build(run_dirs, output, allow_mixed, as_json):
     """Merge profiling runs into a LUT; refuses runs of different provenance unless told."""
     from latprof.lut import build_lut
+    from latprof.validate import DRIFT_WARNING_PCT
 
     table = build_lut(list(run_dirs), allow_mixed=allow_mixed)
     table.save(output)
-    data = {"lut": output, "ops": len(table), "overhead_us": table.overhead_us, "provenance": table.provenance.to_dict()}
-    _emit(data, as_json, f"wrote {output}: {len(table)} ops, invoke overhead {table.overhead_us:.2f} us, "
-                         f"{table.provenance.device} / {table.provenance.hardware}, {table.provenance.threads} thread(s), "
-                         f"{table.provenance.delegate}, {table.provenance.dtype}")
+    spread = table.reference_spread_pct
+    data = {"lut": output, "ops": len(table), "overhead_us": table.overhead_us, "provenance": table.provenance.to_dict(),
+            "reference_us": table.reference_us, "reference_spread_pct": spread}
+    text = (f"wrote {output}: {len(table)} ops, invoke overhead {table.overhead_us:.2f} us, "
+            f"{table.provenance.device} / {table.provenance.hardware}, {table.provenance.threads} thread(s), "
+            f"{table.provenance.delegate}, {table.provenance.dtype}")
+    if spread is not None and spread > DRIFT_WARNING_PCT:
+        text += (f"\nwarning: the reference networks ran {spread:.1f}% apart between profiling calls: the device "
+                 "was in different states (busy, throttled), so its ops were too; re-profile when it is quiet")
+    _emit(data, as_json, text)
 
 
 @lut.command("import")

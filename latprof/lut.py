@@ -20,7 +20,7 @@ from latprof.jsonl import write_json
 from latprof.measurement import Provenance
 from latprof.ops import OpSpec
 from latprof.profiling import OVERHEAD_SPEC, read_run
-from latprof.reference import read_references
+from latprof.reference import read_references, reference_spread_pct
 
 FORMAT, VERSION = "latprof-lut", 1
 COLUMNS = ["key", "op", "latency_us", "median_us", "p5_us", "p95_us", "runs"]
@@ -37,6 +37,7 @@ class LUT:
     # Whole-model latency (us) of the reference networks, timed when the ops were: the state the
     # device was in, for validate to compare with.  Empty for imported or older LUTs.
     reference_us: dict[str, float] = field(default_factory=dict)
+    reference_spread_pct: float | None = None  # how far apart the states of its profiling calls were
 
     def op_latency_us(self, spec: OpSpec) -> float | None:
         """Latency an op adds inside a model: its microbenchmark's time less the invoke overhead
@@ -52,7 +53,8 @@ class LUT:
         rows = self.table.reset_index()[COLUMNS].values.tolist()
         document = {"format": FORMAT, "version": VERSION, "provenance": self.provenance.to_dict(),
                     "overhead_us": self.overhead_us, "sources": self.sources, "mixed_provenance": self.mixed,
-                    "reference_us": self.reference_us, "columns": COLUMNS, "rows": rows}
+                    "reference_us": self.reference_us, "reference_spread_pct": self.reference_spread_pct,
+                    "columns": COLUMNS, "rows": rows}
         write_json(path, document)
 
     @classmethod
@@ -74,9 +76,10 @@ class LUT:
             reference = {str(target): float(latency) for target, latency in document.get("reference_us", {}).items()}
             if any(latency <= 0 for latency in reference.values()):
                 raise ValueError("reference_us holds a latency that is not positive")
+            spread = document.get("reference_spread_pct")
             return cls(Provenance.from_dict(document["provenance"]), table, float(document["overhead_us"]),
                        list(document.get("sources", [])), list(document.get("mixed_provenance", [])),
-                       hashlib.sha256(data).hexdigest(), reference)
+                       hashlib.sha256(data).hexdigest(), reference, None if spread is None else float(spread))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LatprofError(f"{path}: corrupt or foreign LUT ({exc}); rebuild it with 'latprof lut build'") from None
 
@@ -114,4 +117,5 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
                                     p95_us=("p95_us", "max"), runs=("runs", "sum"))
     reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
     return LUT(provenance, table, float(overhead.median()), [str(Path(d)) for d in run_dirs], mixed,
-               reference_us={target: round(float(latency), 3) for target, latency in reference.items()})
+               reference_us={target: round(float(latency), 3) for target, latency in reference.items()},
+               reference_spread_pct=reference_spread_pct(references))

@@ -49,3 +49,14 @@ def reference_drift(reference_us: dict[str, float], now_us: dict[str, float]) ->
     profiled: the median over networks, in percent."""
     drift = [100 * (now_us[target] / reference_us[target] - 1) for target in reference_us]
     return {"reference_drift_pct": round(float(np.median(drift)), 1), "reference_networks": len(drift)}
+
+
+def reference_spread_pct(records: list[dict]) -> float | None:
+    """The largest difference, over reference networks, between their slowest and fastest timing
+    across profiling calls, in percent: how far apart the device states are that one LUT mixes.
+    None with fewer than two timings of any network."""
+    by_target: dict[str, list[float]] = {}
+    for record in records:
+        by_target.setdefault(record["target"], []).append(float(record["latency_us"]))
+    spreads = [100 * (max(v) / min(v) - 1) for v in by_target.values() if len(v) > 1]
+    return round(max(spreads), 1) if spreads else None

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from latprof.profiling import OVERHEAD_SPEC
+from latprof.reference import REFERENCE_FILE, read_references
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *hints: str, code: int = 2) -> str:
@@ -100,6 +101,18 @@ def test_lut_build_of_mixed_provenance(run_cli, tiny_run, run_copy, edit_provena
     allowed = run_cli("lut", "build", tiny_run[0], run_copy, "-o", out, "--allow-mixed", "--json")
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["ops"] > 0 and out.is_file()
+
+
+def test_lut_build_warns_when_its_runs_saw_the_device_in_different_states(run_cli, tiny_run, run_copy, tmp_path):
+    """The second run's reference networks ran twice as slow: the LUT is built (the ops are what
+    they are) and says so."""
+    slow = [{**record, "latency_us": 2 * record["latency_us"]} for record in read_references(run_copy)]
+    (run_copy / REFERENCE_FILE).write_text("".join(json.dumps(record) + "\n" for record in slow))
+    built = run_cli("lut", "build", tiny_run[0], run_copy, "-o", tmp_path / "lut.json")
+    assert built.returncode == 0, built.stderr
+    assert "warning: the reference networks ran 100.0% apart" in built.stdout
+    quiet = run_cli("lut", "build", tiny_run[0], tiny_run[0], "-o", tmp_path / "quiet.json")
+    assert quiet.returncode == 0 and "warning" not in quiet.stdout
 
 
 def test_lut_build_and_show(run_cli, tiny_run, tmp_path):

@@ -53,6 +53,8 @@ def test_lut_keeps_the_median_reference_latency_of_its_runs(tiny_run, run_copy):
     assert once.reference_us == pytest.approx(first, abs=1e-3)
     # four timings of the first network: its two copies and the two extremes; the median is the copies'
     assert merged.reference_us[REFERENCE_NETWORKS[0]] == pytest.approx(first[REFERENCE_NETWORKS[0]], abs=1e-3)
+    # one timing per network says nothing of the spread; the extremes set it
+    assert once.reference_spread_pct is None and merged.reference_spread_pct == pytest.approx(1e11 - 100, rel=1e-6)
 
 
 def test_save_load_round_trip(tiny_run, tmp_path):
@@ -66,6 +68,7 @@ def test_save_load_round_trip(tiny_run, tmp_path):
     assert loaded.overhead_us == built.overhead_us
     assert loaded.sources == built.sources and loaded.mixed == built.mixed
     assert loaded.reference_us == built.reference_us and len(loaded.reference_us) == 2
+    assert loaded.reference_spread_pct == built.reference_spread_pct
     document = json.loads(path.read_text())
     assert document["format"] == FORMAT and document["version"] == 1
     assert document["columns"] == COLUMNS and len(document["rows"]) == len(built)
