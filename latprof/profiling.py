@@ -73,8 +73,11 @@ def _open_run(run_dir: Path, provenance: Provenance) -> set[str]:
 
 
 def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache, request: dict | None = None,
-            progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> ProfileSummary:
-    """Measure every spec (and the invoke overhead) not yet in ``run_dir`` on ``device``."""
+            progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
+            record_state: bool = True) -> ProfileSummary:
+    """Measure every spec (and the invoke overhead) not yet in ``run_dir`` on ``device``; then,
+    unless told not to (a search topping up its LUT has no use for it), time the reference
+    networks that record the device's state."""
     start = time.time()
     run_dir = Path(run_dir)
     provenance = device.provenance()
@@ -98,7 +101,7 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
         append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(spec, timing) for spec, timing in zip(chunk, timings)])
         measured += len(chunk)
         progress("measure", measured, len(todo))
-    if measured:
+    if measured and record_state:
         record_references(run_dir, device, cache, provenance.dtype)
     return ProfileSummary(str(run_dir), len(wanted), measured, already,
                           {spec.key: reason for spec, reason in unsupported.items()}, round(time.time() - start, 1))

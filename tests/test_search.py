@@ -125,6 +125,7 @@ def test_lut_latency_profiles_ops_the_lut_lacks(tmp_path, tiny_lut_path, host_de
     size = len(source.lut)
     latency, kind = source.latency_ms(arch)
     assert latency > 0 and kind == "lut" and len(source.lut) > size
+    assert not (tmp_path / "extra" / "reference.jsonl").exists()  # topping up a LUT records no device state
 
 
 def test_search_errors_are_one_line(run_cli, tmp_path):

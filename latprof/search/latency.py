@@ -55,7 +55,8 @@ class LutLatency:
         return prediction.latency_ms, self.name
 
     def _add(self, specs) -> None:
-        profile(specs, self.device, self.extra_run, self.cache, request={"search": "ops missing from the LUT"})
+        profile(specs, self.device, self.extra_run, self.cache, request={"search": "ops missing from the LUT"},
+                record_state=False)
         extra = build_lut([self.extra_run])
         new = extra.table[~extra.table.index.isin(self.lut.table.index)]
         self.lut.table = pd.concat([self.lut.table, new])
