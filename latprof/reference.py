@@ -4,10 +4,10 @@ a validation measures whole models.
 A device does not always run at one speed.  A phone throttles when hot; on a shared host other
 tenants contend for the last-level cache, which slows a whole network (its weights must stay
 cached from one inference to the next) while single-op microbenchmarks, which load their own
-weights, barely notice (README, "what the runs show").  So the op latencies of a LUT cannot tell
-whether the device is now in the state it was profiled in; a whole network can.  Profiling times
-two reference networks after its ops and records them in the run folder; the LUT keeps their
-latency, and ``validate`` times them again to compare like with like.
+weights, barely notice (README, "How latency is measured on the host").  So the op latencies of
+a LUT cannot tell whether the device is now in the state it was profiled in; a whole network can.
+Profiling times two reference networks after its ops and records them in the run folder; the LUT
+keeps their latency, and ``validate`` times them again to compare like with like.
 """
 
 from __future__ import annotations
