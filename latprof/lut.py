@@ -38,13 +38,27 @@ class LUT:
     # device was in, for validate to compare with.  Empty for imported or older LUTs.
     reference_us: dict[str, float] = field(default_factory=dict)
     reference_spread_pct: float | None = None  # how far apart the states of its profiling calls were
+    _latency_of: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _indexed: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
 
     def op_latency_us(self, spec: OpSpec) -> float | None:
         """Latency an op adds inside a model: its microbenchmark's time less the invoke overhead
         that a whole model pays only once.  None when the table lacks the op."""
-        if spec.key not in self.table.index:
-            return None
-        return max(0.0, float(self.table.at[spec.key, "latency_us"]) - self.overhead_us)
+        return self.row_latency_us(spec.key)
+
+    def row_latency_us(self, key: str) -> float | None:
+        """What the row ``key`` (an op, or an imported layer) adds inside a model, as above."""
+        latency = self._latencies().get(key)
+        return None if latency is None else max(0.0, latency - self.overhead_us)
+
+    def _latencies(self) -> dict[str, float]:
+        """The latency column as a dict, rebuilt when the table is replaced (a search grows its LUT
+        by concatenation): a search looks up thousands of ops per second, and a pandas scalar
+        lookup costs tens of microseconds."""
+        if self._indexed is not self.table:
+            self._latency_of = dict(zip(self.table.index, self.table["latency_us"].astype(float)))
+            self._indexed = self.table
+        return self._latency_of
 
     def __len__(self) -> int:
         return len(self.table)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from latprof.errors import LatprofError
 
@@ -56,7 +57,7 @@ class OpSpec:
         if self.kernel == 1 and self.padding:
             object.__setattr__(self, "padding", "VALID")
 
-    @property
+    @cached_property  # a search asks for it thousands of times per second
     def key(self) -> str:
         fields = [self.op, "in=" + ",".join(("c" if i in self.const_inputs else "") + shape_text(s)
                                             for i, s in enumerate(self.inputs)),

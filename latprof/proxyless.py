@@ -146,11 +146,6 @@ def keys_variant(keys) -> str:
     return OFA if any(LayerKey.parse(key).variant == OFA for key in keys) else PROXYLESS
 
 
-def _row_us(lut: LUT, key: str) -> float:
-    """What a row adds inside a network, like an op's: its latency less the once-per-network overhead."""
-    return max(0.0, float(lut.table.at[key, "latency_us"]) - lut.overhead_us)
-
-
 def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> Prediction:
     """Latency of an architecture: ``overhead_us`` plus, per layer, its layer row when the LUT has
     the layer's key, else the sum of its ops (each less the overhead, as in :mod:`latprof.predict`).
@@ -166,7 +161,7 @@ def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> P
         for key, ops in layer_parts(layer, variant) or [(None, tuple(layer.ops()))]:
             count += len(ops)
             if key in rows_index:
-                latency = _row_us(lut, key)
+                latency = lut.row_latency_us(key)
                 total += latency
                 rows.append({"key": key, "latency_us": latency, "source": "layer row"})
                 continue
@@ -337,7 +332,7 @@ def export_entries(lut: LUT, layers, variant: str = PROXYLESS) -> tuple[dict[str
 
     rows = layer_rows(lut)
     for key, row in rows.iterrows():
-        entries[key] = {"count": int(row["runs"]), "mean": mean_ms(key, _row_us(lut, key)), "var": _var_ms2(lut, key)}
+        entries[key] = {"count": int(row["runs"]), "mean": mean_ms(key, lut.row_latency_us(key)), "var": _var_ms2(lut, key)}
     counts["from_layer_rows"] = len(rows)
     for layer in sorted(set(layers), key=repr):
         counts["layers"] += 1
