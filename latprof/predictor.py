@@ -65,15 +65,18 @@ class _OpTypeModel:
             self.trees.fit(features, target - self.line.predict(features[:, LINE]), sample_weight=weight)
         return self
 
-    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and spread (standard deviation across trees) of log latency; a type with too
-        few examples for trees counts as most uncertain (spread 1, a factor of e)."""
-        mean, spread = self.line.predict(features[:, LINE]), np.ones(len(features))
+    def predict(self, features: np.ndarray, spread: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean and, when asked, spread (standard deviation across trees) of log latency; a type
+        with too few examples for trees counts as most uncertain (spread 1, a factor of e).  The
+        spread asks every tree on its own, 100x the cost of the mean, so only adaptive sampling
+        asks for it."""
+        mean = self.line.predict(features[:, LINE])
+        deviation = np.ones(len(features)) if spread else None
         if self.trees is not None:
             mean = mean + self.trees.predict(features)
-            if isinstance(self.trees, ExtraTreesRegressor):
-                spread = np.std([tree.predict(features) for tree in self.trees.estimators_], axis=0)
-        return mean, spread
+            if spread and isinstance(self.trees, ExtraTreesRegressor):
+                deviation = np.std([tree.predict(features) for tree in self.trees.estimators_], axis=0)
+        return mean, deviation
 
 
 class LatencyPredictor(RegressorMixin, BaseEstimator):
@@ -106,22 +109,25 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.op_types_ = sorted(self.models_)
         return self
 
-    def _log_predictions(self, specs: list[OpSpec]) -> tuple[np.ndarray, np.ndarray]:
-        mean, spread = np.full(len(specs), np.nan), np.full(len(specs), np.nan)
+    def _log_predictions(self, specs: list[OpSpec], spread: bool) -> np.ndarray:
+        """Log latency of each op (or, with ``spread``, its spread across trees); NaN for op
+        types the predictor never saw."""
+        values = np.full(len(specs), np.nan)
         for op, index in _by_type(specs).items():
             if op in self.models_:
-                mean[index], spread[index] = self.models_[op].predict(feature_matrix([specs[i] for i in index]))
-        return mean, spread
+                mean, deviation = self.models_[op].predict(feature_matrix([specs[i] for i in index]), spread)
+                values[index] = deviation if spread else mean
+        return values
 
     def predict(self, X) -> np.ndarray:
         """Each op's microbenchmark latency (a LUT row) in microseconds; NaN for op types the
         predictor never saw."""
-        return np.exp(self._log_predictions(_specs(X))[0])
+        return np.exp(self._log_predictions(_specs(X), spread=False))
 
     def uncertainty(self, X) -> np.ndarray:
         """Relative uncertainty of each prediction (spread of log latency across trees); NaN
         for unknown op types, which are the most uncertain of all."""
-        return self._log_predictions(_specs(X))[1]
+        return self._log_predictions(_specs(X), spread=True)
 
 
 def _by_type(specs: list[OpSpec]) -> dict[str, np.ndarray]:

@@ -191,6 +191,26 @@ def test_search_latency_source_uses_the_predictor_for_what_the_lut_lacks(trained
     assert len(lut) == len(trained_lut(trained))  # nothing was profiled into the LUT
 
 
+def test_search_latency_source_asks_the_predictor_once_per_op(trained):
+    """A search meets the same ops again and again; their estimates are kept, not recomputed."""
+    from latprof.search.latency import LutLatency
+
+    asked = []
+
+    class Counting:
+        def predict(self, specs):
+            asked.extend(spec.key for spec in specs)
+            return trained.model.predict(specs)
+
+    lut = trained_lut(trained)
+    source = LutLatency(lut, predictor=Counting())
+    first, second = _archs(2, 98)
+    for arch in (first, second, first, second):
+        assert source.latency_ms(arch) == LutLatency(lut, predictor=trained.model).latency_ms(arch)
+    unseen = {op.key for arch in (first, second) for op in Network(arch).ops if op.key not in lut.table.index}
+    assert unseen and sorted(asked) == sorted(unseen)
+
+
 def test_cli_search_with_predictor_latency_needs_a_predictor(run_cli, lut_path, tmp_path):
     result = run_cli("search", "--target-ms", "5", "--latency", "predictor", "--lut", lut_path, "-o", tmp_path / "s")
     assert_one_line_error(result, "--predictor")

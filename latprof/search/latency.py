@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from latprof.arch import Architecture
@@ -18,6 +19,20 @@ from latprof.lut import LUT, build_lut
 from latprof.network import Network
 from latprof.predict import predict_ops
 from latprof.profiling import profile
+
+
+class _Remembered:
+    """A predictor whose estimates are kept per op: a search meets the same ops in candidate after
+    candidate, and asking a forest costs about a hundred milliseconds a candidate."""
+
+    def __init__(self, predictor):
+        self.predictor, self.known = predictor, {}
+
+    def predict(self, specs) -> np.ndarray:
+        new = [spec for spec in dict.fromkeys(specs) if spec.key not in self.known]
+        if new:
+            self.known.update(zip((spec.key for spec in new), self.predictor.predict(new)))
+        return np.array([self.known[spec.key] for spec in specs], dtype=float)
 
 
 class LutLatency:
@@ -30,7 +45,8 @@ class LutLatency:
 
     def __init__(self, lut: LUT, device=None, cache: ModelCache | None = None, extra_run: Path | None = None,
                  predictor=None):
-        self.lut, self.device, self.cache, self.extra_run, self.predictor = lut, device, cache, extra_run, predictor
+        self.lut, self.device, self.cache, self.extra_run = lut, device, cache, extra_run
+        self.predictor = None if predictor is None else _Remembered(predictor)
         if device is not None:
             lut.provenance.require_same(device.provenance(), "the LUT", "search with the device the LUT was made on")
 
