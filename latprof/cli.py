@@ -330,18 +330,24 @@ def lut_export(lut_file, output, variant, space_name, archs, as_json):
 @click.argument("lut_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def lut_show(lut_file, as_json):
-    """Print a LUT's provenance and a summary of its table."""
+    """Print a LUT's provenance, its reference networks and a summary of its table."""
     from latprof.lut import LUT
+    from latprof.reference import reference_name
 
     table = LUT.load(lut_file)
     by_op = table.table.groupby("op")["latency_us"].agg(["count", "median"]).round(2)
     data = {"provenance": table.provenance.to_dict(), "ops": len(table), "overhead_us": table.overhead_us,
-            "sources": table.sources, "by_op": by_op.to_dict(orient="index")}
+            "sources": table.sources, "reference_us": table.reference_us,
+            "reference_spread_pct": table.reference_spread_pct, "by_op": by_op.to_dict(orient="index")}
     provenance = table.provenance.to_dict()
     # a long mapping in details (an imported table's per-entry variances) is counted, not printed
     provenance["details"] = {k: f"{{{len(v)} entries}}" if isinstance(v, dict) and len(v) > 8 else v
                              for k, v in provenance["details"].items()}
-    text = "\n".join([f"{k}: {v}" for k, v in provenance.items()] +
+    references = [f"reference network {reference_name(target)}: {latency / 1000:.3f} ms"
+                  for target, latency in table.reference_us.items()]
+    if table.reference_spread_pct is not None:
+        references.append(f"reference networks' spread between profiling calls: {table.reference_spread_pct:.1f}%")
+    text = "\n".join([f"{k}: {v}" for k, v in provenance.items()] + references +
                      [f"ops: {len(table)}, overhead: {table.overhead_us:.2f} us", by_op.to_string()])
     _emit(data, as_json, text)
 

@@ -26,6 +26,11 @@ REFERENCE_NETWORKS = tuple(REFERENCES[name].to_string() for name in ("mobilenetv
 REFERENCE_FILE = "reference.jsonl"
 
 
+def reference_name(target: str) -> str:
+    """A reference network's short name ("mobilenetv2"), or its architecture string without one."""
+    return next((name for name, arch in REFERENCES.items() if arch.to_string() == target), target)
+
+
 def reference_models(targets, dtype: str, cache: ModelCache) -> dict[str, Path]:
     """The .tflite of each reference network (architecture strings), converted once."""
     return ensure_architectures([Architecture.from_string(t) for t in targets], dtype, cache)
