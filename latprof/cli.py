@@ -522,7 +522,7 @@ def validate(lut_file, predictor_file, count, seed, space_name, models, target, 
 
 
 def _validation_text(result) -> str:
-    from latprof.validate import DRIFT_WARNING_PCT
+    from latprof.validate import DRIFT_WARNING_PCT, state_drift_pct
 
     lines = []
     if len(result.table):
@@ -538,7 +538,7 @@ def _validation_text(result) -> str:
             lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops re-measured now take "
                          f"{m['lut_drift_pct']:+.1f}% (IQR {m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%) "
                          "of their LUT latency")
-        off = m.get("reference_drift_pct", m.get("lut_drift_pct"))
+        off = state_drift_pct(m)
         if m.get("measure_attempts", 1) > 1:
             lines.append(f"the models were measured {m['measure_attempts']} times; the first "
                          f"{m['measure_attempts'] - 1} were set aside (in discarded.jsonl) because the device ran more "

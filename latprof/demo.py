@@ -12,6 +12,7 @@ from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.predict import predict
 from latprof.profiling import profile
+from latprof.reference import REFERENCE_NAMES
 from latprof.space import get_space
 from latprof.validate import validate
 
@@ -21,7 +22,7 @@ DEMO_SETTLE_SECONDS = 60  # a busy machine gets a minute to settle: the Quicksta
 def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress: Callable, say: Callable) -> None:
     space, device = get_space("mnasnet"), HostDevice()
     archs = space.sample_many(sample, seed)
-    references = [Architecture.from_string(name) for name in ("mobilenetv2", "mnasnet-a1")]
+    references = [Architecture.from_string(name) for name in REFERENCE_NAMES]
     specs = [op for arch in archs + references for op in Network(arch).ops]
     p = device.provenance()
     say(f"1/4 profiling {len(set(specs))} unique ops of {sample} sampled MnasNet-space architectures and "

@@ -65,18 +65,18 @@ class _OpTypeModel:
             self.trees.fit(features, target - self.line.predict(features[:, LINE]), sample_weight=weight)
         return self
 
-    def predict(self, features: np.ndarray, spread: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Mean and, when asked, spread (standard deviation across trees) of log latency; a type
-        with too few examples for trees counts as most uncertain (spread 1, a factor of e).  The
-        spread asks every tree on its own, 100x the cost of the mean, so only adaptive sampling
-        asks for it."""
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Log latency."""
         mean = self.line.predict(features[:, LINE])
-        deviation = np.ones(len(features)) if spread else None
-        if self.trees is not None:
-            mean = mean + self.trees.predict(features)
-            if spread and isinstance(self.trees, ExtraTreesRegressor):
-                deviation = np.std([tree.predict(features) for tree in self.trees.estimators_], axis=0)
-        return mean, deviation
+        return mean if self.trees is None else mean + self.trees.predict(features)
+
+    def spread(self, features: np.ndarray) -> np.ndarray:
+        """Standard deviation of log latency across trees; a type with too few examples for trees
+        counts as most uncertain (1, a factor of e).  It asks every tree on its own, 100x the cost
+        of the mean, so only adaptive sampling asks for it."""
+        if isinstance(self.trees, ExtraTreesRegressor):
+            return np.std([tree.predict(features) for tree in self.trees.estimators_], axis=0)
+        return np.ones(len(features))
 
 
 class LatencyPredictor(RegressorMixin, BaseEstimator):
@@ -109,25 +109,24 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.op_types_ = sorted(self.models_)
         return self
 
-    def _log_predictions(self, specs: list[OpSpec], spread: bool) -> np.ndarray:
-        """Log latency of each op (or, with ``spread``, its spread across trees); NaN for op
-        types the predictor never saw."""
+    def _per_type(self, specs: list[OpSpec], method: str) -> np.ndarray:
+        """``method`` ("predict" or "spread") of each op's type model; NaN for op types the
+        predictor never saw."""
         values = np.full(len(specs), np.nan)
         for op, index in _by_type(specs).items():
             if op in self.models_:
-                mean, deviation = self.models_[op].predict(feature_matrix([specs[i] for i in index]), spread)
-                values[index] = deviation if spread else mean
+                values[index] = getattr(self.models_[op], method)(feature_matrix([specs[i] for i in index]))
         return values
 
     def predict(self, X) -> np.ndarray:
         """Each op's microbenchmark latency (a LUT row) in microseconds; NaN for op types the
         predictor never saw."""
-        return np.exp(self._log_predictions(_specs(X), spread=False))
+        return np.exp(self._per_type(_specs(X), "predict"))
 
     def uncertainty(self, X) -> np.ndarray:
         """Relative uncertainty of each prediction (spread of log latency across trees); NaN
         for unknown op types, which are the most uncertain of all."""
-        return self._log_predictions(_specs(X), spread=True)
+        return self._per_type(_specs(X), "spread")
 
 
 def _by_type(specs: list[OpSpec]) -> dict[str, np.ndarray]:

@@ -22,7 +22,8 @@ from latprof.convert import ModelCache, ensure_architectures
 from latprof.jsonl import append_jsonl, read_jsonl
 
 # Two weight-heavy networks of the space (3.5M and 3.9M parameters), one with squeeze-excite.
-REFERENCE_NETWORKS = tuple(REFERENCES[name].to_string() for name in ("mobilenetv2", "mnasnet-a1"))
+REFERENCE_NAMES = ("mobilenetv2", "mnasnet-a1")
+REFERENCE_NETWORKS = tuple(REFERENCES[name].to_string() for name in REFERENCE_NAMES)
 REFERENCE_FILE = "reference.jsonl"
 
 

@@ -131,8 +131,7 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
         now = {target: timing.latency_us for target, timing in zip(references, timings[len(todo):])}
         rows = [{"target": t, **timing.to_dict()} for t, timing in zip(todo, timings)]
         drift = {**lut_drift(lut, probe, device, cache), **(reference_drift(lut.reference_us, now) if now else {})}
-        off = drift.get("reference_drift_pct", drift.get("lut_drift_pct", 0.0))
-        if abs(off) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline:
+        if abs(state_drift_pct(drift) or 0.0) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline:
             append_jsonl(out_dir / MEASURED_FILE, rows)
             done.update((row["target"], row) for row in rows)
             break
@@ -154,6 +153,12 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     (out_dir / "summary.json").write_text(json.dumps({k: v for k, v in validation.to_dict().items() if k != "models"},
                                                      indent=1))
     return validation
+
+
+def state_drift_pct(drift: dict) -> float | None:
+    """The drift that says whether the device is in its profiled state: the reference networks'
+    when the LUT has them, else its ops' (None when neither was measured)."""
+    return drift.get("reference_drift_pct", drift.get("lut_drift_pct"))
 
 
 def drift_probe(lut: LUT, ops: list[OpSpec], cache: ModelCache, count: int = DRIFT_OPS) -> list[OpSpec]:

@@ -30,7 +30,6 @@ METHODS = {
     "none": "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)",
     "llc": "litert-interleaved/v5 (ops: every sample with all caches evicted and inputs written; models: steady bursts)",
 }
-METHOD = METHODS["l2"]
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
