@@ -55,7 +55,7 @@ def _emit(data, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=1) if as_json else text)
 
 
-def _progress():
+def _progress(unit: str = "model"):
     """A progress callback (stage, done, total) drawing one tqdm bar per stage on stderr."""
     from tqdm import tqdm
 
@@ -67,7 +67,7 @@ def _progress():
         bar = bars.get(stage)
         if bar is None:
             # disable=None: no bar when stderr is not a terminal (logs, pipes, CI) stay clean.
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="model", file=sys.stderr, leave=False, disable=None)
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=False, disable=None)
         bar.n = min(done, total)
         bar.refresh()
         if done >= total:
@@ -261,7 +261,7 @@ def lut() -> None:
 def lut_build(run_dirs, output, allow_mixed, as_json):
     """Merge profiling runs into a LUT; refuses runs of different provenance unless told."""
     from latprof.lut import build_lut
-    from latprof.validate import DRIFT_WARNING_PCT
+    from latprof.reference import DRIFT_WARNING_PCT
 
     table = build_lut(list(run_dirs), allow_mixed=allow_mixed)
     table.save(output)
@@ -463,13 +463,38 @@ def measure(models, target, as_json):
     for model in models:
         read_model_bytes(model)  # a missing or truncated file stops here, before a phone is touched
     device = target.make()
-    timings = device.measure_models(list(models))
+    timings = device.measure_models(list(models), fresh=True)
     rows = [{"model": m, "latency_ms": round(t.latency_us / 1000, 4), "median_ms": round(t.median_us / 1000, 4),
              "p5_ms": round(t.p5_us / 1000, 4), "p95_ms": round(t.p95_us / 1000, 4), "runs": t.runs}
             for m, t in zip(models, timings)]
     text = "\n".join(f"{r['model']}: {r['latency_ms']:.3f} ms (all runs: median {r['median_ms']:.3f}, "
                      f"p5 {r['p5_ms']:.3f}, p95 {r['p95_ms']:.3f}, {r['runs']} runs)" for r in rows)
     _emit({"provenance": device.provenance().to_dict(), "models": rows}, as_json, text)
+
+
+@main.command()
+@device_options
+@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(1),
+              help="How long to keep timing (at least three timings).")
+@click.option("--json", "as_json", is_flag=True)
+def check(target, seconds, as_json):
+    """Is the device steady enough to profile? Times MobileNetV2 again and again and says how far
+    apart the timings ran; run it before profile and validate."""
+    from latprof.reference import DRIFT_WARNING_PCT, check_steadiness
+
+    device = target.make()
+    dtype = device.provenance().dtype
+    progress = _progress(unit="s")
+    result = check_steadiness(device, _cache(), dtype, seconds,
+                              progress=lambda elapsed: progress("check", int(elapsed), int(seconds)))
+    data = result.to_dict()
+    text = (f"{data['name']} timed {data['timings']} times in {data['seconds']:.0f} s on {device.provenance().device}: "
+            f"median {data['median_ms']:.3f} ms, from {data['min_ms']:.3f} to {data['max_ms']:.3f} ms "
+            f"({data['spread_pct']:.1f}% apart)\n")
+    text += ("steady: timings agree within {tol:g}%, so a LUT profiled now is consistent" if result.steady else
+             "not steady: timings ran more than {tol:g}% apart, so a LUT profiled now can be off by that much; "
+             "profile when the device is idle (a phone: cool, screen off) and run check again").format(tol=DRIFT_WARNING_PCT)
+    _emit({**data, "provenance": device.provenance().to_dict()}, as_json, text)
 
 
 def _model_files(items) -> list[str]:

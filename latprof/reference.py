@@ -1,5 +1,5 @@
-"""Reference networks: a probe of the device's state, timed when ops are profiled and again when
-a validation measures whole models.
+"""Reference networks: a probe of the device's state, timed when ops are profiled, again when
+a validation measures whole models, and over and over by ``latprof check`` (is it steady?).
 
 A device does not always run at one speed.  A phone throttles when hot; on a shared host other
 tenants contend for the last-level cache, which slows a whole network (its weights must stay
@@ -13,6 +13,8 @@ keeps their latency, and ``validate`` times them again to compare like with like
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,8 @@ from latprof.jsonl import append_jsonl, read_jsonl
 REFERENCE_NAMES = ("mobilenetv2", "mnasnet-a1")
 REFERENCE_NETWORKS = tuple(REFERENCES[name].to_string() for name in REFERENCE_NAMES)
 REFERENCE_FILE = "reference.jsonl"
+# How far apart two timings of one device state may run: beyond it, the state has changed.
+DRIFT_WARNING_PCT = 3.0
 
 
 def reference_name(target: str) -> str:
@@ -40,7 +44,7 @@ def reference_models(targets, dtype: str, cache: ModelCache) -> dict[str, Path]:
 def record_references(run_dir: str | Path, device, cache: ModelCache, dtype: str) -> None:
     """Time the reference networks now and append them to the run folder, stamped with the time."""
     paths = reference_models(REFERENCE_NETWORKS, dtype, cache)
-    timings = device.measure_models([paths[t] for t in REFERENCE_NETWORKS])
+    timings = device.measure_models([paths[t] for t in REFERENCE_NETWORKS], fresh=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     append_jsonl(Path(run_dir) / REFERENCE_FILE, [{"target": target, "latency_us": timing.latency_us, "time": stamp}
                                                    for target, timing in zip(REFERENCE_NETWORKS, timings)])
@@ -64,5 +68,53 @@ def reference_spread_pct(records: list[dict]) -> float | None:
     by_target: dict[str, list[float]] = {}
     for record in records:
         by_target.setdefault(record["target"], []).append(float(record["latency_us"]))
-    spreads = [100 * (max(v) / min(v) - 1) for v in by_target.values() if len(v) > 1]
+    spreads = [_spread_pct(v) for v in by_target.values() if len(v) > 1]
     return round(max(spreads), 1) if spreads else None
+
+
+def _spread_pct(latencies) -> float:
+    """How much slower the slowest timing ran than the fastest, in percent."""
+    return 100 * (max(latencies) / min(latencies) - 1)
+
+
+@dataclass(frozen=True)
+class Steadiness:
+    """A reference network timed again and again, each timing a complete measurement."""
+
+    target: str
+    latencies_us: tuple[float, ...]
+    seconds: float
+
+    @property
+    def spread_pct(self) -> float:
+        return round(_spread_pct(self.latencies_us), 1)
+
+    @property
+    def steady(self) -> bool:
+        """Whether timings taken now agree within the tolerance that validation applies."""
+        return self.spread_pct <= DRIFT_WARNING_PCT
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "name": reference_name(self.target), "timings": len(self.latencies_us),
+                "seconds": round(self.seconds, 1), "median_ms": round(float(np.median(self.latencies_us)) / 1000, 4),
+                "min_ms": round(min(self.latencies_us) / 1000, 4), "max_ms": round(max(self.latencies_us) / 1000, 4),
+                "spread_pct": self.spread_pct, "steady": self.steady, "tolerance_pct": DRIFT_WARNING_PCT,
+                "latencies_ms": [round(x / 1000, 4) for x in self.latencies_us]}
+
+
+def check_steadiness(device, cache: ModelCache, dtype: str, seconds: float = 30.0,
+                     progress: Callable[[float], None] = lambda elapsed: None) -> Steadiness:
+    """Time the first reference network, one complete measurement after another, for ``seconds``
+    (at least three times).
+
+    Why before profiling: a LUT is only as good as the one state its ops were measured in.  A
+    shared host can alternate between speeds 20-30% apart in spells of seconds (other tenants on
+    the same cores and cache; README, "How latency is measured on the host"), and a phone slows
+    as it heats; timings that disagree now will disagree between the LUT and what it predicts."""
+    path = reference_models(REFERENCE_NETWORKS[:1], dtype, cache)[REFERENCE_NETWORKS[0]]
+    latencies: list[float] = []
+    start = time.monotonic()
+    while len(latencies) < 3 or time.monotonic() - start < seconds:
+        latencies.append(device.measure_models([path], fresh=True)[0].latency_us)
+        progress(time.monotonic() - start)
+    return Steadiness(REFERENCE_NETWORKS[0], tuple(latencies), time.monotonic() - start)

@@ -22,11 +22,10 @@ from latprof.measurement import Provenance
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict_ops
-from latprof.reference import reference_drift, reference_models
+from latprof.reference import DRIFT_WARNING_PCT, reference_drift, reference_models
 
 MEASURED_FILE, DEVICE_FILE, DISCARDED_FILE = "measured.jsonl", "device.json", "discarded.jsonl"
 DRIFT_OPS = 40
-DRIFT_WARNING_PCT = 3.0
 SETTLE_SECONDS = 300.0
 
 
@@ -87,7 +86,9 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
              progress: Callable[[str, int, int], None] = lambda stage, done, total: None, predictor=None,
              models: list[str | Path] = (), settle_seconds: float = SETTLE_SECONDS) -> Validation:
     """Predict and measure each architecture (built and converted here) and each given .tflite
-    file; compare.  Resumable: models already measured into ``out_dir`` are not measured again.
+    file; compare.  Resumable: models already measured into ``out_dir`` are not measured again
+    (an attempt cut short is taken again in full: its timings are of one moment, so a phone is
+    asked for fresh ones, not for results it holds from earlier).
     ``predictor`` estimates the ops the LUT lacks.
 
     A validation compares the LUT with the device in the state it was profiled in.  The LUT keeps
@@ -127,7 +128,7 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     while todo:
         attempts += 1
         timings = device.measure_models([paths[t] for t in todo] + list(references.values()),
-                                        progress=lambda n: progress("measure", n, len(todo) + len(references)))
+                                        progress=lambda n: progress("measure", n, len(todo) + len(references)), fresh=True)
         now = {target: timing.latency_us for target, timing in zip(references, timings[len(todo):])}
         rows = [{"target": t, **timing.to_dict()} for t, timing in zip(todo, timings)]
         drift = {**lut_drift(lut, probe, device, cache), **(reference_drift(lut.reference_us, now) if now else {})}
@@ -175,7 +176,7 @@ def lut_drift(lut: LUT, sample: list[OpSpec], device, cache: ModelCache) -> dict
     drifts; a validation is only as good as this figure is small."""
     if not sample:
         return {}
-    timings = device.measure_ops([cache.path(spec, lut.provenance.dtype) for spec in sample])
+    timings = device.measure_ops([cache.path(spec, lut.provenance.dtype) for spec in sample], fresh=True)
     ratios = np.array([t.latency_us for t in timings]) / lut.table.loc[[s.key for s in sample], "latency_us"].to_numpy()
     q1, median, q3 = np.percentile(100 * (ratios - 1), [25, 50, 75])
     return {"lut_drift_pct": round(float(median), 1), "lut_drift_iqr_pct": [round(float(q1), 1), round(float(q3), 1)],

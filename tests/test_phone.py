@@ -312,3 +312,20 @@ def test_a_farm_refuses_phones_of_different_models(phone_factory, stand_in, tiny
     done = latprof("profile", "--serial", phones[0].serial, "--serial", phones[1].serial, "--benchmark-binary",
                    stand_in, "--models", tiny_model, "-o", tmp_path / "run", *FAST)
     one_line_error(done, "Pixel 8", "same model")
+
+
+def test_check_times_mobilenetv2_on_the_phone_once_per_timing(logged_phone, stand_in):
+    data = json.loads(latprof("check", "--device", logged_phone.serial, "--benchmark-binary", stand_in, *FAST,
+                              "--seconds", "1", "--json", check=True).stdout)
+    assert data["timings"] >= 3 and data["provenance"]["device"] == "Loopback Pixel 7"
+    runs = calls(logged_phone)
+    assert len(runs) == data["timings"] and len(set(runs)) == 1
+    # Each timing went to a folder of its own, removed once read.
+    fresh = logged_phone.device_path("/data/local/tmp/latprof/results/fresh")
+    assert fresh.is_dir() and not any(fresh.iterdir())
+
+
+def test_measure_on_a_phone_times_the_model_again_each_time(logged_phone, stand_in, tiny_model):
+    args = ("measure", "--device", logged_phone.serial, "--benchmark-binary", stand_in, tiny_model, *FAST, "--json")
+    first, second = (json.loads(latprof(*args, check=True).stdout)["models"][0] for _ in range(2))
+    assert len(calls(logged_phone)) == 2 and first["latency_ms"] > 0 and second["latency_ms"] > 0

@@ -1,7 +1,9 @@
 """Devices that run .tflite models and time them; chosen by name on the command line.
 
 Every device offers ``provenance()``, ``measure_ops(models)`` and ``measure_models(models)``:
-``host`` is this computer's CPU (LiteRT in this process), anything else is an adb serial.
+``host`` is this computer's CPU (LiteRT in this process), anything else is an adb serial.  A phone
+keeps its results, so a killed run resumes; ``fresh=True`` asks for timings taken now, which is
+what a probe of the device's state needs (the host always times anew).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ module prepares their input, starts the measurement loop as a detached job and f
 - ``.../models/<sha256>.tflite``: microbenchmarks by content hash (pushed once per phone);
 - ``.../scripts/<hash>/``: the device scripts, versioned, so a running loop is never overwritten;
 - ``.../results/<settings>/<sha256>.txt``: one benchmark_model output per model and settings;
-  a model with a result file is never measured again on that phone;
+  a model with a result file is never measured again on that phone (unless asked for a fresh
+  timing: ``.../results/fresh/<id>/``, removed once read);
 - ``.../jobs/<id>/``: what one request asked for, and the names finished so far (``done``).
 
 A loose cable does not stop the phone: the host waits for it and goes on following, and a
@@ -20,6 +21,7 @@ import hashlib
 import json
 import struct
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -220,16 +222,18 @@ class AndroidDevice:
                      "conditions_at_start": info.conditions, "cool_status": s.cool_status,
                      "cool_timeout": s.cool_timeout, "pause": s.pause})
 
-    def measure_ops(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None
-                    ) -> list[Timing]:
+    def measure_ops(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None,
+                    fresh: bool = False) -> list[Timing]:
         """benchmark_model times one model at a time in steady state; on a phone a microbenchmark
         and a whole model are run the same way."""
-        return self.measure_models(models, progress)
+        return self.measure_models(models, progress, fresh)
 
-    def measure_models(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None
-                       ) -> list[Timing]:
+    def measure_models(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None,
+                       fresh: bool = False) -> list[Timing]:
+        """Results the phone holds are reused, so a killed run resumes; ``fresh`` times every
+        model now (a probe of the phone's state: its earlier result would hide a change)."""
         names = [file_sha256(model) for model in models]
-        results = self.run_job({name: Path(model) for name, model in zip(names, models)}, progress)
+        results = self.run_job({name: Path(model) for name, model in zip(names, models)}, progress, fresh)
         return [results[name] for name in names]
 
     @cached_property
@@ -247,19 +251,29 @@ class AndroidDevice:
     def finished(self, names: Sequence[str]) -> dict[str, Timing]:
         """Results the phone already holds for these models (from an earlier or interrupted run)."""
         present = self.phone.listdir(self.results_dir)
-        return {name: self._result(name) for name in names if f"{name}.txt" in present}
+        return {name: self._result(name, self.results_dir) for name in names if f"{name}.txt" in present}
 
-    def run_job(self, models: dict[str, Path], progress: Callable[[int], None] = lambda done: None
-                ) -> dict[str, Timing]:
-        """Measure every model (sha256 -> file) not yet measured on this phone; returns all results."""
+    def run_job(self, models: dict[str, Path], progress: Callable[[int], None] = lambda done: None,
+                fresh: bool = False) -> dict[str, Timing]:
+        """Measure every model (sha256 -> file) not yet measured on this phone; returns all results.
+        ``fresh``: measure them all now, into a results folder of this call's own, removed once read."""
+        if not fresh:
+            return self._follow_job(models, self.results_dir, self.finished(list(models)), progress)
+        results_dir = f"{ROOT}/results/fresh/{uuid.uuid4().hex[:16]}"
+        results = self._follow_job(models, results_dir, {}, progress)
+        self.phone.shell(f"rm -rf {quote(results_dir)} {quote(results_dir + '.lock')}")
+        return results
+
+    def _follow_job(self, models: dict[str, Path], results_dir: str, results: dict[str, Timing],
+                    progress: Callable[[int], None]) -> dict[str, Timing]:
+        """Start (or re-attach to) the job that measures what ``results`` lacks, and follow it."""
         binary = self.remote_binary
-        results = self.finished(list(models))
         todo = [name for name in models if name not in results]
         progress(len(results))
         if not todo:
             return results
         self._push_models({name: models[name] for name in todo})
-        job = self._write_job(binary, todo)
+        job = self._write_job(binary, todo, results_dir)
         seen, restarts, last_progress = 0, 0, len(results)
         self._start(job)
         while True:
@@ -269,7 +283,7 @@ class AndroidDevice:
             for name in lines[:-1]:
                 seen += 1
                 if name in models and name not in results:
-                    results[name] = self._result(name)
+                    results[name] = self._result(name, results_dir)
             progress(len(results))
             if state == "finished":
                 missing = [name for name in todo if name not in results]
@@ -301,11 +315,11 @@ class AndroidDevice:
             self.phone.check(f"cd {quote(folder)} && for f in *.part; do mv \"$f\" \"${{f%.part}}.tflite\"; done",
                              "installing the models")
 
-    def _write_job(self, binary: str, names: list[str]) -> str:
+    def _write_job(self, binary: str, names: list[str], results_dir: str) -> str:
         """The job folder for this request; its name is a hash of its content, so re-running the
         same request finds the same job (and a running one is never rewritten)."""
         s = self.settings
-        config = {"binary": binary, "models": f"{ROOT}/models", "results": self.results_dir,
+        config = {"binary": binary, "models": f"{ROOT}/models", "results": results_dir,
                   "mask": self.info.mask, "cool_status": s.cool_status, "cool_timeout": s.cool_timeout,
                   "cool_poll": s.cool_poll, "pause": s.pause}
         files = {"config": "".join(f"{k}={v}\n" for k, v in config.items()),
@@ -325,9 +339,9 @@ class AndroidDevice:
                          f"</dev/null & else nohup sh {script} {job_q} >>{log} 2>&1 </dev/null & fi",
                          "starting the measurement loop")
 
-    def _result(self, name: str) -> Timing:
+    def _result(self, name: str, results_dir: str) -> Timing:
         """Pull and parse one result file; its conditions (thermal, clocks, battery) go along."""
-        text = self.phone.read(f"{self.results_dir}/{name}.txt").decode("utf-8", "replace")
+        text = self.phone.read(f"{results_dir}/{name}.txt").decode("utf-8", "replace")
         header = dict(line[len("latprof-"):].split("=", 1) for line in text.splitlines()
                       if line.startswith("latprof-") and "=" in line)
         if header.get("exit") != "0":

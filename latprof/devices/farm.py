@@ -29,18 +29,18 @@ class PhoneFarm:
                                "shard only over phones of the same model, Android build and settings")
         return replace(first, details={**first.details, "serials": [phone.serial for phone in self.phones]})
 
-    def measure_ops(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None
-                    ) -> list[Timing]:
-        return self.measure_models(models, progress)
+    def measure_ops(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None,
+                    fresh: bool = False) -> list[Timing]:
+        return self.measure_models(models, progress, fresh)
 
-    def measure_models(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None
-                       ) -> list[Timing]:
+    def measure_models(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None,
+                       fresh: bool = False) -> list[Timing]:
         """Results any phone already holds are collected first, so a resumed run never measures
-        a model twice; the rest is dealt out round-robin."""
+        a model twice (unless ``fresh``: all are timed now); the rest is dealt out round-robin."""
         names = [file_sha256(model) for model in models]
         files = dict(zip(names, map(Path, models)))
         results: dict[str, Timing] = {}
-        for phone in self.phones:
+        for phone in self.phones if not fresh else ():
             results.update(phone.finished([name for name in files if name not in results]))
         todo = [name for name in files if name not in results]
         shards = [todo[i::len(self.phones)] for i in range(len(self.phones))]
@@ -54,7 +54,7 @@ class PhoneFarm:
 
         with ThreadPoolExecutor(len(self.phones)) as pool:
             futures = [pool.submit(phone.run_job, {name: files[name] for name in shard},
-                                   lambda done, i=i: report(i, done))
+                                   lambda done, i=i: report(i, done), fresh)
                        for i, (phone, shard) in enumerate(zip(self.phones, shards)) if shard]
             for future in futures:
                 results.update(future.result())

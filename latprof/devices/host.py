@@ -135,7 +135,7 @@ class HostDevice:
             interpreter.invoke()
         return loaded
 
-    def measure_ops(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
+    def measure_ops(self, models: list[str | Path], progress=lambda done: None, fresh: bool = False) -> list[Timing]:
         """Time single-op microbenchmarks as their op runs inside a whole model.
 
         Inside a model an op runs once per inference after the other ops, which push its
@@ -150,9 +150,9 @@ class HostDevice:
         """
         return self._measure(models, evict=True, progress=progress)
 
-    def measure_models(self, models: list[str | Path], progress=lambda done: None) -> list[Timing]:
+    def measure_models(self, models: list[str | Path], progress=lambda done: None, fresh: bool = False) -> list[Timing]:
         """Time whole models end to end in steady state (back-to-back inferences), as
-        benchmark_model does."""
+        benchmark_model does.  (Every host timing is fresh: it keeps no results between calls.)"""
         return self._measure(models, evict=False, progress=progress)
 
     def _measure(self, models: list[str | Path], evict: bool, progress) -> list[Timing]:
