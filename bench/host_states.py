@@ -11,9 +11,9 @@ host"); ``latprof check`` is the short form of this for users.
 
     python bench/host_states.py [--seconds 20] [--op KEY]
 
-Measured (AMD EPYC, 2 cores shared, day 4): at 11:20, windows of 1-3 s alternating between two
+Measured (AMD EPYC, 2 cores shared, day 4): at 11:05, windows of 1-3 s alternating between two
 levels, the op (1x1 conv 14x14x96 -> 576, 291 us median) at 0.87 and 1.07 of its median and
-MobileNetV2 (11.9 ms) at 0.80 and 1.04; at 12:25, one level with spikes (up to 1.26 and 1.23):
+MobileNetV2 (11.9 ms) at 0.80 and 1.04; at 11:35, one level with spikes (up to 1.26 and 1.23):
 fast and slow halves 0.97/1.04 (op, 236 us) and 0.99/1.03 (MobileNetV2, 9.0 ms).
 """
 

@@ -3,15 +3,17 @@
 #
 # Usage: sh measure.sh JOB_DIR
 # JOB_DIR/config  key=value lines: binary, models (folder of <sha256>.tflite), results (folder of
-#                 <sha256>.txt), mask (hex affinity mask), cool_status, cool_timeout, cool_poll, pause
+#                 <sha256>.txt), lock (the phone's lock folder), mask (hex affinity mask),
+#                 cool_status, cool_timeout, cool_poll, pause
 # JOB_DIR/flags   benchmark_model flags, one per line (everything but --graph)
 # JOB_DIR/models  the models to measure, one sha256 per line
 #
 # For each model without a result file: wait while the phone throttles, run benchmark_model
 # pinned to the mask, write its output with the conditions before and after to a temporary file,
 # rename it into place, then append the name to JOB_DIR/done.  One loop measures at a time per
-# phone (a lock in the results folder's parent); a model that already has a result file is never
-# measured again, so a restarted job, or another job, finishes the work exactly once.
+# phone, whatever its settings or results folder (two benchmark_models at once would slow each
+# other); a model that already has a result file is never measured again, so a restarted job,
+# or another job, finishes the work exactly once.
 job=$1
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
@@ -25,7 +27,7 @@ cool_status=$(conf cool_status)
 cool_timeout=$(conf cool_timeout)
 cool_poll=$(conf cool_poll)
 pause=$(conf pause)
-lock="$results.lock"
+lock=$(conf lock)
 
 fail() {  # record why the loop stopped where the host looks for it, then stop
   echo "$*" > "$job/error.tmp" && mv "$job/error.tmp" "$job/error"
@@ -36,6 +38,7 @@ fail() {  # record why the loop stopped where the host looks for it, then stop
 echo $$ > "$job/pid" || fail "cannot write to $job: is the phone's storage full?"
 rm -f "$job/error"
 mkdir -p "$results" || fail "cannot create $results"
+[ -n "$lock" ] || fail "$job/config names no lock"
 
 # Take the phone's lock; wait while another live loop holds it, break it when its owner is gone.
 while ! mkdir "$lock" 2>/dev/null; do

@@ -50,6 +50,18 @@ class Provenance:
                 for f in fields(self) if f.compare and getattr(self, f.name) != getattr(other, f.name)]
 
 
+def quantile_uncertainty_us(values, quantile: float) -> float:
+    """Half the width of a distribution-free interval around the ``quantile`` of ``values``: the
+    order statistics one standard error of the quantile's rank either side of it (about 68%).
+
+    Why order statistics: round values on a shared host are skewed and often two-level, so an
+    interval that assumes a normal spread would say "stable" while the quantile still jumps."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    rank, step = len(ordered) * quantile, float(np.sqrt(len(ordered) * quantile * (1 - quantile)))
+    low, high = max(0, int(np.floor(rank - step))), min(len(ordered) - 1, int(np.ceil(rank + step)))
+    return float(ordered[high] - ordered[low]) / 2
+
+
 @dataclass(frozen=True)
 class Timing:
     """Robust statistics of one model's latency, in microseconds."""
@@ -64,12 +76,14 @@ class Timing:
     @classmethod
     def from_rounds(cls, round_values_us, samples_us, quantile: float) -> Timing:
         """``latency_us`` is the ``quantile`` of the per-round values (the latency when the core
-        is not contended); median and p5/p95 describe all invocations, contention included."""
+        is not contended); median and p5/p95 describe all invocations, contention included.  The
+        conditions say over how many rounds, and how sure the estimate is (``uncertainty_us``)."""
         rounds, values = np.asarray(round_values_us, dtype=float), np.asarray(samples_us, dtype=float)
         if values.size == 0 or not np.all(np.isfinite(values)) or values.min() <= 0:
             raise LatprofError("no valid timing samples (empty, zero or non-finite): refusing to record")
         p5, med, p95 = np.percentile(values, [5, 50, 95])
-        return cls(float(np.quantile(rounds, quantile)), float(med), float(p5), float(p95), int(values.size))
+        conditions = {"rounds": int(rounds.size), "uncertainty_us": round(quantile_uncertainty_us(rounds, quantile), 3)}
+        return cls(float(np.quantile(rounds, quantile)), float(med), float(p5), float(p95), int(values.size), conditions)
 
     def to_dict(self) -> dict:
         data = asdict(self)

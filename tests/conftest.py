@@ -49,7 +49,7 @@ def model_cache(tmp_path_factory) -> ModelCache:
 
 @pytest.fixture(scope="session")
 def fast_settings() -> MeasureSettings:
-    return MeasureSettings(rounds=3, warmup_runs=2, min_seconds=0.1)
+    return MeasureSettings(rounds=3, warmup_runs=2, min_seconds=0.1, max_rounds=3)
 
 
 @pytest.fixture(scope="session")

@@ -329,3 +329,26 @@ def test_measure_on_a_phone_times_the_model_again_each_time(logged_phone, stand_
     args = ("measure", "--device", logged_phone.serial, "--benchmark-binary", stand_in, tiny_model, *FAST, "--json")
     first, second = (json.loads(latprof(*args, check=True).stdout)["models"][0] for _ in range(2))
     assert len(calls(logged_phone)) == 2 and first["latency_ms"] > 0 and second["latency_ms"] > 0
+
+
+def test_one_loop_measures_at_a_time_on_a_phone(logged_phone, stand_in, tiny_model):
+    """A fresh timing waits for a loop of other settings that still runs (say, of a killed
+    profile): two benchmark_models at once would slow each other."""
+    root = logged_phone.device_path("/data/local/tmp/latprof")
+    lock = root / "measure.lock"
+    lock.mkdir(parents=True)
+    (lock / "pid").write_text(f"{os.getpid()}\n")  # a live owner
+    process = subprocess.Popen([latprof_executable(), "measure", "--device", logged_phone.serial,
+                                "--benchmark-binary", stand_in, tiny_model, *FAST, "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(root.glob("jobs/*/pid")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+        assert list(root.glob("jobs/*/pid")) and process.poll() is None and calls(logged_phone) == []
+    finally:
+        shutil.rmtree(lock)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert len(calls(logged_phone)) == 1 and json.loads(out)["models"][0]["latency_ms"] > 0

@@ -8,7 +8,7 @@ import pytest
 
 from latprof.devices.host import HostDevice, MeasureSettings
 from latprof.errors import LatprofError
-from latprof.measurement import Provenance, Timing
+from latprof.measurement import Provenance, Timing, quantile_uncertainty_us
 from latprof.profiling import MEASUREMENTS_FILE, OVERHEAD_SPEC, RUN_FILE, profile, read_run
 from latprof.reference import REFERENCE_FILE
 
@@ -175,6 +175,29 @@ def test_measure_settings_are_checked():
         MeasureSettings(delegate="gpu")
     with pytest.raises(LatprofError, match="threads asked for"):
         HostDevice(MeasureSettings(threads=10_000))
+    with pytest.raises(LatprofError, match="max_rounds"):
+        MeasureSettings(rounds=10, max_rounds=5)
+
+
+def test_quantile_uncertainty_is_half_the_interval_of_order_statistics():
+    # 100 values 1..100, quartile: rank 25 +- sqrt(100 * 0.25 * 0.75) = 4.33 -> sorted[20] and sorted[30].
+    assert quantile_uncertainty_us(range(100, 0, -1), 0.25) == (31 - 21) / 2
+    assert quantile_uncertainty_us([5.0] * 10, 0.25) == 0.0
+    # Two levels, the quartile on the step between them: as wide as the step.
+    assert quantile_uncertainty_us([10.0] * 3 + [13.0] * 7, 0.25) == 1.5
+
+
+@pytest.mark.parametrize("stable_pct, rounds", [(1e9, 3), (0.0, 6)])
+def test_a_model_is_timed_until_its_estimate_is_stable_or_the_cap(model_cache, tiny_run, profiled_specs, monkeypatch,
+                                                                   stable_pct, rounds):
+    """Anything passes a huge tolerance: timing stops after ``rounds``.  With no tolerance and no
+    floor only identical round values would pass, which real timings never are: the cap stops it."""
+    monkeypatch.setattr("latprof.devices.host.STABLE_FLOOR_US", 0.0)
+    device = HostDevice(MeasureSettings(rounds=3, max_rounds=6, min_seconds=0.0, warmup_runs=1, stable_pct=stable_pct))
+    biggest = max(profiled_specs, key=lambda spec: spec.macs)
+    (timing,) = device.measure_ops([model_cache.path(biggest, "float32")])
+    assert timing.conditions["rounds"] == rounds and timing.runs == 5 * rounds
+    assert timing.conditions["uncertainty_us"] >= 0
 
 
 def test_timing_refuses_invalid_samples():

@@ -33,6 +33,7 @@ from latprof.errors import LatprofError
 from latprof.measurement import Provenance, Timing
 
 ROOT = "/data/local/tmp/latprof"
+LOCK = f"{ROOT}/measure.lock"  # held by the one measurement loop running on the phone
 SCRIPTS = Path(__file__).resolve().parent.parent.parent / "device_scripts"
 METHOD = "benchmark_model/v1 (taskset to the fastest cores, cool-down when throttled; median when printed, else mean)"
 # ELF e_machine -> Android ABI, to refuse a binary the phone cannot run before anything is pushed.
@@ -261,7 +262,7 @@ class AndroidDevice:
             return self._follow_job(models, self.results_dir, self.finished(list(models)), progress)
         results_dir = f"{ROOT}/results/fresh/{uuid.uuid4().hex[:16]}"
         results = self._follow_job(models, results_dir, {}, progress)
-        self.phone.shell(f"rm -rf {quote(results_dir)} {quote(results_dir + '.lock')}")
+        self.phone.shell(f"rm -rf {quote(results_dir)}")
         return results
 
     def _follow_job(self, models: dict[str, Path], results_dir: str, results: dict[str, Timing],
@@ -319,7 +320,7 @@ class AndroidDevice:
         """The job folder for this request; its name is a hash of its content, so re-running the
         same request finds the same job (and a running one is never rewritten)."""
         s = self.settings
-        config = {"binary": binary, "models": f"{ROOT}/models", "results": results_dir,
+        config = {"binary": binary, "models": f"{ROOT}/models", "results": results_dir, "lock": LOCK,
                   "mask": self.info.mask, "cool_status": s.cool_status, "cool_timeout": s.cool_timeout,
                   "cool_poll": s.cool_poll, "pause": s.pause}
         files = {"config": "".join(f"{k}={v}\n" for k, v in config.items()),

@@ -1,8 +1,9 @@
 """The embedded default device: this computer's CPU, running .tflite models with LiteRT.
 
 Measurement hygiene: the process is pinned to fixed cores, every model gets warm-up runs, models
-are timed interleaved over rounds (so machine-speed drift hits all alike) and a low quantile over
-rounds is kept; fixed inputs are written before every sample.
+are timed interleaved over rounds (so machine-speed drift hits all alike), each until its estimate
+is stable or a cap is reached, and a low quantile over rounds is kept, with the rounds it took and
+its uncertainty; fixed inputs are written before every sample.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from latprof.errors import LatprofError
-from latprof.measurement import Provenance, Timing
+from latprof.measurement import Provenance, Timing, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
@@ -33,6 +34,8 @@ METHODS = {
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
+# An op this close is exact enough: a network sums about a hundred ops of milliseconds in all.
+STABLE_FLOOR_US = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class MeasureSettings:
     rounds: int = 10
     min_seconds: float = 2.0
     quantile: float = 0.25
+    # After ``rounds`` (and ``min_seconds``), a model goes on until its estimate is known within
+    # ``stable_pct`` (or STABLE_FLOOR_US, for ops of a few microseconds), up to ``max_rounds``.
+    max_rounds: int = 20
+    stable_pct: float = 2.0
     # Evicted before each op sample: "l2" (v4, the default), "none" (v3's warm bursts) or "llc"
     # (v5: weights from memory, as in a network whose shared cache other tenants contend);
     # the other two are kept to measure what the choice does (bench/op_timing_context.py).
@@ -54,8 +61,16 @@ class MeasureSettings:
     def __post_init__(self) -> None:
         if self.threads < 1 or self.delegate not in DELEGATES:
             raise LatprofError(f"threads must be >= 1 and delegate one of {', '.join(DELEGATES)}")
+        if not 1 <= self.rounds <= self.max_rounds:
+            raise LatprofError(f"rounds must be between 1 and max_rounds ({self.max_rounds}), not {self.rounds}")
         if self.sample_eviction not in METHODS:
             raise LatprofError(f"sample_eviction must be one of {', '.join(METHODS)}")
+
+    def stable(self, round_values: list[float]) -> bool:
+        """Whether a model's estimate is known well enough to stop timing it."""
+        estimate = float(np.quantile(round_values, self.quantile))
+        return quantile_uncertainty_us(round_values, self.quantile) <= max(STABLE_FLOOR_US,
+                                                                             estimate * self.stable_pct / 100)
 
     @property
     def sample_eviction_bytes(self) -> int:
@@ -103,7 +118,7 @@ class HostDevice:
             details={"hostname": socket.gethostname(), "affinity": self.cores,
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
-                     "quantile": s.quantile,
+                     "quantile": s.quantile, "max_rounds": s.max_rounds, "stable_pct": s.stable_pct,
                      "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": s.sample_eviction_bytes})
 
     def _load(self, model: Path) -> _Loaded:
@@ -184,14 +199,15 @@ class HostDevice:
         bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
-        order = list(range(len(loaded)))
+        active = list(range(len(loaded)))
         rng = np.random.default_rng(0)
         start, rounds = time.perf_counter(), 0
-        # Contention comes in spells of seconds: keep going until the rounds span min_seconds.
-        while rounds < s.rounds or time.perf_counter() - start < s.min_seconds:
+        # Contention comes in spells of seconds: keep going until the rounds span min_seconds, then
+        # while a model's estimate is not yet stable (only that model goes on).
+        while active:
             rounds += 1
-            rng.shuffle(order)
-            for index in order:
+            rng.shuffle(active)
+            for index in active:
                 model, burst = loaded[index], []
                 if sweep is not None:
                     sweep.sum()
@@ -207,6 +223,8 @@ class HostDevice:
                     burst.append((clock() - t0) / 1000.0)
                 per_round[index].append(float(np.median(burst)))
                 samples[index] += burst
+            if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
+                active = [] if rounds >= s.max_rounds else [i for i in active if not s.stable(per_round[i])]
         return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
 
 
