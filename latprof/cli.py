@@ -483,18 +483,18 @@ def check(target, seconds, as_json):
     from latprof.reference import DRIFT_WARNING_PCT, check_steadiness
 
     device = target.make()
-    dtype = device.provenance().dtype
+    provenance = device.provenance()
     progress = _progress(unit="s")
-    result = check_steadiness(device, _cache(), dtype, seconds,
+    result = check_steadiness(device, _cache(), provenance.dtype, seconds,
                               progress=lambda elapsed: progress("check", int(elapsed), int(seconds)))
     data = result.to_dict()
-    text = (f"{data['name']} timed {data['timings']} times in {data['seconds']:.0f} s on {device.provenance().device}: "
+    text = (f"{data['name']} timed {data['timings']} times in {data['seconds']:.0f} s on {provenance.device}: "
             f"median {data['median_ms']:.3f} ms, from {data['min_ms']:.3f} to {data['max_ms']:.3f} ms "
             f"({data['spread_pct']:.1f}% apart)\n")
     text += ("steady: timings agree within {tol:g}%, so a LUT profiled now is consistent" if result.steady else
              "not steady: timings ran more than {tol:g}% apart, so a LUT profiled now can be off by that much; "
              "profile when the device is idle (a phone: cool, screen off) and run check again").format(tol=DRIFT_WARNING_PCT)
-    _emit({**data, "provenance": device.provenance().to_dict()}, as_json, text)
+    _emit({**data, "provenance": provenance.to_dict()}, as_json, text)
 
 
 def _model_files(items) -> list[str]:
