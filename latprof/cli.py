@@ -347,6 +347,10 @@ def lut_show(lut_file, as_json):
                   for target, latency in table.reference_us.items()]
     if table.reference_spread_pct is not None:
         references.append(f"reference networks' spread between profiling calls: {table.reference_spread_pct:.1f}%")
+    if (sure := table.uncertainty_summary()) is not None:
+        data["uncertainty"] = sure
+        references.append(f"ops known within ±{sure['within_pct']:g}% (or {sure['floor_us']:g} us): {sure['within']} of "
+                          f"{sure['ops']} (median uncertainty {sure['median_pct']:.1f}%)")
     text = "\n".join([f"{k}: {v}" for k, v in provenance.items()] + references +
                      [f"ops: {len(table)}, overhead: {table.overhead_us:.2f} us", by_op.to_string()])
     _emit(data, as_json, text)

@@ -13,17 +13,20 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from latprof.errors import LatprofError
 from latprof.jsonl import write_json
-from latprof.measurement import Provenance
+from latprof.measurement import STABLE_FLOOR_US, Provenance
 from latprof.ops import OpSpec
 from latprof.profiling import OVERHEAD_SPEC, read_run
 from latprof.reference import read_references, reference_spread_pct
 
 FORMAT, VERSION = "latprof-lut", 1
 COLUMNS = ["key", "op", "latency_us", "median_us", "p5_us", "p95_us", "runs"]
+# Written when the rows have it: how sure each latency is (host runs; see lut/FORMAT.md).
+UNCERTAINTY = "uncertainty_us"
 
 
 @dataclass
@@ -63,12 +66,29 @@ class LUT:
     def __len__(self) -> int:
         return len(self.table)
 
+    def uncertainty_summary(self, within_pct: float = 2.0) -> dict | None:
+        """How many ops' latencies are known within ``within_pct`` (or ``STABLE_FLOOR_US``, the rule
+        the host stops timing by), from the rows that record their
+        uncertainty (None when none does: imported tables, phone runs, older LUTs)."""
+        if UNCERTAINTY not in self.table.columns:
+            return None
+        uncertainty = pd.to_numeric(self.table[UNCERTAINTY])
+        known = uncertainty.notna()
+        if not known.any():
+            return None
+        uncertainty, latency = uncertainty[known], self.table["latency_us"][known]
+        within = uncertainty <= np.maximum(STABLE_FLOOR_US, latency * within_pct / 100)
+        return {"ops": int(known.sum()), "within": int(within.sum()), "within_pct": within_pct,
+                "floor_us": STABLE_FLOOR_US, "median_pct": round(float((100 * uncertainty / latency).median()), 2)}
+
     def save(self, path: str | Path) -> None:
-        rows = self.table.reset_index()[COLUMNS].values.tolist()
+        columns = COLUMNS + [UNCERTAINTY] * (UNCERTAINTY in self.table.columns)
+        table = self.table.reset_index()[columns].astype(object)
+        rows = table.where(table.notna(), None).values.tolist()  # an op measured without it: null
         document = {"format": FORMAT, "version": VERSION, "provenance": self.provenance.to_dict(),
                     "overhead_us": self.overhead_us, "sources": self.sources, "mixed_provenance": self.mixed,
                     "reference_us": self.reference_us, "reference_spread_pct": self.reference_spread_pct,
-                    "columns": COLUMNS, "rows": rows}
+                    "columns": columns, "rows": rows}
         write_json(path, document)
 
     @classmethod
@@ -87,6 +107,8 @@ class LUT:
             if not {"latency_us", "op"} <= set(table.columns) or table["latency_us"].isna().any() \
                     or (table["latency_us"] <= 0).any():
                 raise ValueError("rows lack a positive latency_us")
+            if UNCERTAINTY in table.columns and (pd.to_numeric(table[UNCERTAINTY]) < 0).any():
+                raise ValueError(f"{UNCERTAINTY} holds a negative value")
             reference = {str(target): float(latency) for target, latency in document.get("reference_us", {}).items()}
             if any(latency <= 0 for latency in reference.values()):
                 raise ValueError("reference_us holds a latency that is not positive")
@@ -126,9 +148,14 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     overhead = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
     if overhead.empty:
         raise LatprofError("the runs hold no overhead measurement; re-run 'latprof profile' on them")
-    table = data.groupby("key").agg(op=("op", "first"), latency_us=("latency_us", "median"),
-                                    median_us=("median_us", "median"), p5_us=("p5_us", "min"),
-                                    p95_us=("p95_us", "max"), runs=("runs", "sum"))
+    aggregates = dict(op=("op", "first"), latency_us=("latency_us", "median"), median_us=("median_us", "median"),
+                      p5_us=("p5_us", "min"), p95_us=("p95_us", "max"), runs=("runs", "sum"))
+    if "conditions" in data:
+        data[UNCERTAINTY] = pd.to_numeric(pd.Series([c.get(UNCERTAINTY) if isinstance(c, dict) else None
+                                                     for c in data["conditions"]], index=data.index, dtype=object))
+        if data[UNCERTAINTY].notna().any():
+            aggregates[UNCERTAINTY] = (UNCERTAINTY, "max")  # the least sure of its runs
+    table = data.groupby("key").agg(**aggregates)
     reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
     return LUT(provenance, table, float(overhead.median()), [str(Path(d)) for d in run_dirs], mixed,
                reference_us={target: round(float(latency), 3) for target, latency in reference.items()},

@@ -127,8 +127,10 @@ def test_lut_build_and_show(run_cli, tiny_run, tmp_path):
     data = json.loads(shown.stdout)
     assert data["ops"] == summary["ops"] and data["provenance"] == summary["provenance"]
     assert data["reference_us"] == summary["reference_us"] and len(data["reference_us"]) == 2
+    assert data["uncertainty"]["ops"] == summary["ops"]
     text = run_cli("lut", "show", out).stdout
     assert "reference network mobilenetv2: " in text and "reference network mnasnet-a1: " in text
+    assert f"ops known within ±2% (or 0.5 us): {data['uncertainty']['within']} of {summary['ops']} " in text
 
 
 def test_profile_with_nothing_to_profile(run_cli, tmp_path):

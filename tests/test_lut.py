@@ -11,7 +11,7 @@ import pytest
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl
-from latprof.lut import COLUMNS, FORMAT, LUT, build_lut
+from latprof.lut import COLUMNS, FORMAT, LUT, UNCERTAINTY, build_lut
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict, predict_ops
@@ -71,12 +71,32 @@ def test_save_load_round_trip(tiny_run, tmp_path):
     assert loaded.reference_spread_pct == built.reference_spread_pct
     document = json.loads(path.read_text())
     assert document["format"] == FORMAT and document["version"] == 1
-    assert document["columns"] == COLUMNS and len(document["rows"]) == len(built)
+    assert document["columns"] == COLUMNS + [UNCERTAINTY] and len(document["rows"]) == len(built)
     assert not list(path.parent.glob("*.tmp"))
     # saving what was loaded gives the same document
     again = tmp_path / "again.json"
     loaded.save(again)
     assert json.loads(again.read_text()) == document
+
+
+def test_lut_keeps_how_sure_each_host_latency_is(tiny_run, run_copy):
+    """Host runs record each op's uncertainty; the LUT keeps the least sure of its runs, and a
+    LUT of runs without it (a phone's, an older host's) has no such column."""
+    run_dir, _ = tiny_run
+    records = [json.loads(line) for line in (run_dir / "measurements.jsonl").read_text().splitlines()]
+    recorded = {r["key"]: r["conditions"][UNCERTAINTY] for r in records}
+    built = build_lut([run_dir])
+    assert built.table[UNCERTAINTY].to_dict() == pytest.approx(recorded)
+    summary = built.uncertainty_summary()
+    assert summary["ops"] == len(built) and 0 <= summary["within"] <= summary["ops"] and summary["median_pct"] >= 0
+
+    lines = (run_copy / "measurements.jsonl").read_text().splitlines()
+    bare = [{k: v for k, v in json.loads(line).items() if k != "conditions"} for line in lines]
+    (run_copy / "measurements.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bare))
+    without = build_lut([run_copy])
+    assert UNCERTAINTY not in without.table.columns and without.uncertainty_summary() is None
+    # Merged, every op keeps the uncertainty its host run recorded.
+    assert build_lut([run_dir, run_copy]).table[UNCERTAINTY].to_dict() == pytest.approx(recorded)
 
 
 def test_same_run_twice_keeps_latencies(tiny_run):
@@ -144,6 +164,10 @@ def _null(document):
     document["rows"][0][COLUMNS.index("latency_us")] = None
 
 
+def _negative_uncertainty(document):
+    document["rows"][0][document["columns"].index(UNCERTAINTY)] = -1.0
+
+
 @pytest.mark.parametrize("change, hint", [
     (lambda d: d.update(format="something-else"), "format"),
     (lambda d: d.pop("format"), "format"),
@@ -151,6 +175,7 @@ def _null(document):
     (_negative, "positive latency"),
     (_zero, "positive latency"),
     (_null, "positive latency"),
+    (_negative_uncertainty, UNCERTAINTY),
     (lambda d: d.pop("rows"), "rows"),
     (lambda d: d.pop("overhead_us"), "overhead_us"),
     (lambda d: d["provenance"].pop("threads"), "threads"),

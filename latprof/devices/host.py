@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from latprof.errors import LatprofError
-from latprof.measurement import Provenance, Timing, quantile_uncertainty_us
+from latprof.measurement import STABLE_FLOOR_US, Provenance, Timing, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
@@ -34,8 +34,6 @@ METHODS = {
 OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 BURST_NS = 2_000_000
-# An op this close is exact enough: a network sums about a hundred ops of milliseconds in all.
-STABLE_FLOOR_US = 0.5
 
 
 @dataclass(frozen=True)
