@@ -559,7 +559,10 @@ def test_stand_in_honours_min_and_max_secs(stand_in, tiny_model):
     slow = run_stand_in(stand_in, format_flags({"graph": str(tiny_model), **FAST, "num_runs": 1, "min_secs": 0.3}))
     fast = run_stand_in(stand_in, format_flags({"graph": str(tiny_model), **FAST, "num_runs": 100000, "max_secs": 0.2}))
     slow_run, fast_run = parse_benchmark_output(slow.stdout), parse_benchmark_output(fast.stdout)
-    assert slow_run.inference.count * slow_run.inference.avg >= 0.3e6 * 0.9  # ran at least min_secs
+    # num_runs=1 alone stops after one run; min_secs kept it going.  min_secs counts wall time, the
+    # loop between invocations included, so the invocations fill less than all of it (89.7% once
+    # in CI, which failed a 90% bound): half is a bound a busy machine still meets.
+    assert slow_run.inference.count > 1 and slow_run.inference.count * slow_run.inference.avg >= 0.3e6 * 0.5
     assert 1 < fast_run.inference.count < 100000  # stopped by max_secs
 
 
