@@ -13,12 +13,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from latprof.errors import LatprofError
 from latprof.jsonl import write_json
-from latprof.measurement import STABLE_FLOOR_US, Provenance
+from latprof.measurement import STABLE_FLOOR_US, Provenance, known_within
 from latprof.ops import OpSpec
 from latprof.profiling import OVERHEAD_SPEC, read_run
 from latprof.reference import read_references, reference_spread_pct
@@ -77,7 +76,7 @@ class LUT:
         if not known.any():
             return None
         uncertainty, latency = uncertainty[known], self.table["latency_us"][known]
-        within = uncertainty <= np.maximum(STABLE_FLOOR_US, latency * within_pct / 100)
+        within = known_within(uncertainty, latency, within_pct)
         return {"ops": int(known.sum()), "within": int(within.sum()), "within_pct": within_pct,
                 "floor_us": STABLE_FLOOR_US, "median_pct": round(float((100 * uncertainty / latency).median()), 2)}
 

@@ -55,6 +55,12 @@ class Provenance:
 STABLE_FLOOR_US = 0.5
 
 
+def known_within(uncertainty_us, latency_us, within_pct: float):
+    """Whether a latency is known within ``within_pct`` of itself, or within ``STABLE_FLOOR_US``
+    (scalars or arrays): the rule the host stops timing a model by, and ``lut show`` counts by."""
+    return uncertainty_us <= np.maximum(STABLE_FLOOR_US, latency_us * within_pct / 100)
+
+
 def quantile_uncertainty_us(values, quantile: float) -> float:
     """Half the width of a distribution-free interval around the ``quantile`` of ``values``: the
     order statistics one standard error of the quantile's rank either side of it (about 68%).

@@ -192,7 +192,7 @@ def test_a_model_is_timed_until_its_estimate_is_stable_or_the_cap(model_cache, t
                                                                    stable_pct, rounds):
     """Anything passes a huge tolerance: timing stops after ``rounds``.  With no tolerance and no
     floor only identical round values would pass, which real timings never are: the cap stops it."""
-    monkeypatch.setattr("latprof.devices.host.STABLE_FLOOR_US", 0.0)
+    monkeypatch.setattr("latprof.measurement.STABLE_FLOOR_US", 0.0)
     device = HostDevice(MeasureSettings(rounds=3, max_rounds=6, min_seconds=0.0, warmup_runs=1, stable_pct=stable_pct))
     biggest = max(profiled_specs, key=lambda spec: spec.macs)
     (timing,) = device.measure_ops([model_cache.path(biggest, "float32")])

@@ -40,8 +40,9 @@ class PhoneFarm:
         names = [file_sha256(model) for model in models]
         files = dict(zip(names, map(Path, models)))
         results: dict[str, Timing] = {}
-        for phone in self.phones if not fresh else ():
-            results.update(phone.finished([name for name in files if name not in results]))
+        if not fresh:
+            for phone in self.phones:
+                results.update(phone.finished([name for name in files if name not in results]))
         todo = [name for name in files if name not in results]
         shards = [todo[i::len(self.phones)] for i in range(len(self.phones))]
         counts, lock = [0] * len(self.phones), Lock()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from latprof.errors import LatprofError
-from latprof.measurement import STABLE_FLOOR_US, Provenance, Timing, quantile_uncertainty_us
+from latprof.measurement import Provenance, Timing, known_within, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
@@ -48,7 +48,7 @@ class MeasureSettings:
     min_seconds: float = 2.0
     quantile: float = 0.25
     # After ``rounds`` (and ``min_seconds``), a model goes on until its estimate is known within
-    # ``stable_pct`` (or STABLE_FLOOR_US, for ops of a few microseconds), up to ``max_rounds``.
+    # ``stable_pct`` (or measurement.STABLE_FLOOR_US, for ops of a few microseconds), up to ``max_rounds``.
     max_rounds: int = 20
     stable_pct: float = 2.0
     # Evicted before each op sample: "l2" (v4, the default), "none" (v3's warm bursts) or "llc"
@@ -66,9 +66,8 @@ class MeasureSettings:
 
     def stable(self, round_values: list[float]) -> bool:
         """Whether a model's estimate is known well enough to stop timing it."""
-        estimate = float(np.quantile(round_values, self.quantile))
-        return quantile_uncertainty_us(round_values, self.quantile) <= max(STABLE_FLOOR_US,
-                                                                             estimate * self.stable_pct / 100)
+        return bool(known_within(quantile_uncertainty_us(round_values, self.quantile),
+                                 float(np.quantile(round_values, self.quantile)), self.stable_pct))
 
     @property
     def sample_eviction_bytes(self) -> int:
