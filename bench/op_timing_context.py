@@ -1,8 +1,8 @@
 """Do per-op sums add up to whole networks?  The op-timing method against end-to-end measurement.
 
 Inside a network an op's weights come from the shared last-level cache (the other ops pushed them
-out of the core's L2) and its input was just written.  v4 times each op sample in that state (L2
-evicted, inputs written); v3 timed warm bursts.  Each pass measures the networks end to end, then
+out of the core's L2) and its input was just written.  v6 (the default) times each op sample in that
+state (L2 evicted, inputs written); v7 times warm bursts.  Each pass measures the networks end to end, then
 all their ops with both methods (order alternating); the table compares each method's sums with the
 whole networks of the same pass (medians over passes), so machine drift between passes cancels.
 
@@ -33,8 +33,8 @@ from latprof.predict import predict_ops
 from latprof.profiling import profile
 from latprof.space import get_space
 
-METHODS = {"v4: L2 evicted per sample": MeasureSettings(), "v3: warm bursts": MeasureSettings(sample_eviction="none"),
-           "v5: all caches evicted per sample": MeasureSettings(sample_eviction="llc")}
+METHODS = {"v6: L2 evicted per sample": MeasureSettings(), "v7: warm bursts": MeasureSettings(sample_eviction="none"),
+           "v8: all caches evicted per sample": MeasureSettings(sample_eviction="llc")}
 
 
 def _stream(stop, cores: set[int]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -162,10 +163,14 @@ def test_op_timing_method_is_provenance():
     assert len({v4.method, v3.method, v5.method}) == 3 and any(d.startswith("method") for d in v4.differences(v3))
     with pytest.raises(LatprofError, match="method"):
         v4.require_same(v5, "the LUT", "profile again")
+    five_samples = HostDevice(MeasureSettings(op_burst_us=0)).provenance()
+    assert any(d.startswith("method") for d in v4.differences(five_samples))
     assert v3.details["sample_eviction_bytes"] == 0
     assert 2 * 32 << 10 <= v4.details["sample_eviction_bytes"] < v5.details["sample_eviction_bytes"]
     with pytest.raises(LatprofError, match="sample_eviction"):
         MeasureSettings(sample_eviction="l3")
+    with pytest.raises(LatprofError, match="op_burst_us"):
+        MeasureSettings(op_burst_us=-1)
 
 
 def test_measure_settings_are_checked():
@@ -196,8 +201,20 @@ def test_a_model_is_timed_until_its_estimate_is_stable_or_the_cap(model_cache, t
     device = HostDevice(MeasureSettings(rounds=3, max_rounds=6, min_seconds=0.0, warmup_runs=1, stable_pct=stable_pct))
     biggest = max(profiled_specs, key=lambda spec: spec.macs)
     (timing,) = device.measure_ops([model_cache.path(biggest, "float32")])
-    assert timing.conditions["rounds"] == rounds and timing.runs == 5 * rounds
+    assert timing.conditions["rounds"] == rounds and timing.runs % rounds == 0
     assert timing.conditions["uncertainty_us"] >= 0
+
+
+def test_an_op_round_times_at_least_200_us_of_the_op(model_cache, tiny_run):
+    """An op of a microsecond or two gets a burst long enough to leave the transient after the
+    cache eviction (5 samples would all fall inside it)."""
+    settings = MeasureSettings(rounds=3, max_rounds=3, min_seconds=0.0, warmup_runs=1)
+    path = model_cache.path(OVERHEAD_SPEC, "float32")
+    (timing,) = HostDevice(settings).measure_ops([path])
+    assert timing.latency_us < 20 and timing.runs >= 3 * 10
+    assert timing.runs * timing.median_us >= 3 * 100
+    (five,) = HostDevice(replace(settings, op_burst_us=0)).measure_ops([path])
+    assert five.runs == 3 * 5
 
 
 def test_timing_refuses_invalid_samples():

@@ -26,14 +26,17 @@ from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
 # What each op sample is preceded by (MeasureSettings.sample_eviction) -> the method it makes.
+# v6, v7 and v8 are v4, v3 and v5 with op bursts that last ``op_burst_us`` (before: 5 samples).
 METHODS = {
-    "l2": "litert-interleaved/v4 (ops: evicted caches, then samples with L2 evicted and inputs written; models: steady bursts)",
-    "none": "litert-interleaved/v3 (ops: evicted caches then bursts, models: steady bursts)",
-    "llc": "litert-interleaved/v5 (ops: every sample with all caches evicted and inputs written; models: steady bursts)",
+    "l2": ("v6", "evicted caches, then samples with L2 evicted and inputs written"),
+    "none": ("v7", "evicted caches, then warm samples"),
+    "llc": ("v8", "samples with all caches evicted and inputs written"),
 }
-OP_BURST = 5
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
-BURST_NS = 2_000_000
+# A round times a burst of at least this many samples (and MeasureSettings.op_burst_us of an op,
+# or this much of a whole model).
+OP_BURST = 5
+MODEL_BURST, MODEL_BURST_US = 3, 2000.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,14 @@ class MeasureSettings:
     # ``stable_pct`` (or measurement.STABLE_FLOOR_US, for ops of a few microseconds), up to ``max_rounds``.
     max_rounds: int = 20
     stable_pct: float = 2.0
-    # Evicted before each op sample: "l2" (v4, the default), "none" (v3's warm bursts) or "llc"
-    # (v5: weights from memory, as in a network whose shared cache other tenants contend);
+    # Evicted before each op sample: "l2" (v6, the default), "none" (v7's warm bursts) or "llc"
+    # (v8: weights from memory, as in a network whose shared cache other tenants contend);
     # the other two are kept to measure what the choice does (bench/op_timing_context.py).
     sample_eviction: str = "l2"
+    # An op's burst lasts at least this long.  After a cache eviction an op of 1-3 us takes some 8
+    # samples to reach its steady time (the first runs 2.5x slower): a median of 5 samples fell
+    # inside that transient, about 30% slow and jittery (bench/burst_length.py).  0: 5 samples.
+    op_burst_us: float = 200.0
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.delegate not in DELEGATES:
@@ -63,6 +70,15 @@ class MeasureSettings:
             raise LatprofError(f"rounds must be between 1 and max_rounds ({self.max_rounds}), not {self.rounds}")
         if self.sample_eviction not in METHODS:
             raise LatprofError(f"sample_eviction must be one of {', '.join(METHODS)}")
+        if self.op_burst_us < 0:
+            raise LatprofError(f"op_burst_us must be >= 0, not {self.op_burst_us}")
+
+    @property
+    def method(self) -> str:
+        """How ops and models are timed, as provenance: data of two methods must not mix."""
+        version, ops = METHODS[self.sample_eviction]
+        return (f"litert-interleaved/{version} (ops: {ops}, at least {OP_BURST} samples and "
+                f"{self.op_burst_us:g} us a round; models: steady bursts)")
 
     def stable(self, round_values: list[float]) -> bool:
         """Whether a model's estimate is known well enough to stop timing it."""
@@ -111,7 +127,7 @@ class HostDevice:
         return Provenance(
             device="host", hardware=f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cpus)",
             runtime=f"ai-edge-litert {version('ai-edge-litert')}", binary_sha256=_runtime_sha256(),
-            threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=METHODS[s.sample_eviction],
+            threads=s.threads, delegate=s.delegate, dtype=s.dtype, method=s.method,
             details={"hostname": socket.gethostname(), "affinity": self.cores,
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
@@ -155,9 +171,10 @@ class HostDevice:
         last-level cache), while its input was just written.  Timing one op back to back keeps
         all of it in L1/L2 and undershoots whole models by a third here.  So each round first
         evicts every cache (reading a buffer twice the last-level cache), runs the op once
-        untimed, then times a short burst in which every sample first evicts L2 (a buffer
-        twice its size) and writes the inputs.  ``MeasureSettings.sample_eviction`` keeps the
-        alternatives (v3: no eviction per sample; v5: all caches) to measure the choice with;
+        untimed, then times a burst (at least 5 samples and 200 us of the op) in which every
+        sample first evicts L2 (a buffer twice its size) and writes the inputs; the round's
+        value is the burst's median.  ``MeasureSettings.sample_eviction`` keeps the
+        alternatives (v7: no eviction per sample; v8: all caches) to measure the choice with;
         the README has what they gave.
         """
         return self._measure(models, evict=True, progress=progress)
@@ -193,7 +210,8 @@ class HostDevice:
         clock = time.perf_counter_ns
         sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
         sample_sweep = np.ones(s.sample_eviction_bytes // 4, np.float32) if evict and s.sample_eviction_bytes else None
-        bursts = [OP_BURST if evict else max(3, int(BURST_NS / max(1, m.time_once()))) for m in loaded]
+        least, target_ns = (OP_BURST, 1000 * s.op_burst_us) if evict else (MODEL_BURST, 1000 * MODEL_BURST_US)
+        bursts = [max(least, int(target_ns / max(1, m.fastest_ns()))) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
         active = list(range(len(loaded)))
@@ -252,7 +270,11 @@ class _Loaded:
         for index, data in self.inputs:
             self.interpreter.set_tensor(index, data)
 
-    def time_once(self) -> int:
-        t0 = time.perf_counter_ns()
-        self.interpreter.invoke()
-        return time.perf_counter_ns() - t0
+    def fastest_ns(self, invokes: int = 3) -> int:
+        """The fastest of a few warm invokes: what sizes a burst, so one stall must not."""
+        times = []
+        for _ in range(invokes):
+            t0 = time.perf_counter_ns()
+            self.interpreter.invoke()
+            times.append(time.perf_counter_ns() - t0)
+        return min(times)
