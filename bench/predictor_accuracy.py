@@ -117,15 +117,16 @@ def main() -> None:
     all_floor = floor[floor["op"] == "all"].iloc[0]
     rows.append((f"noise floor: {all_floor['count']} held-out ops measured again, MAPE / ±5 / ±10 (%)",
                  f"{all_floor['mape_pct']} / {all_floor['within_5_pct']} / {all_floor['within_10_pct']}"))
+    share_predicted = with_predictor.table["predicted_ops"].sum() / sum(len(Network(a).ops) for a in archs)
     for name, result in (("networks, adaptive LUT + predictor", with_predictor), ("networks, LUT with every op", op_sum),
                          ("keras.applications, LUT + space predictor", zoo),
                          ("keras.applications, LUT + predictor with kernels", zoo_kernels)):
         m = result.metrics
         rows.append((f"{name} ({m['models']}): MAPE / ±5 / ±10 (%)",
                      f"{m['mape_pct']} / {m['within_5_pct']} / {m['within_10_pct']} (drift {m.get('lut_drift_pct')}%)"))
-    share_predicted = with_predictor.table["predicted_ops"].sum() / sum(len(Network(a).ops) for a in archs)
-    rows += [("  ops the predictor estimated in those networks", f"{100 * share_predicted:.1f}%"),
-             ("  zoo op kinds profiled on request", f"{', '.join(kinds)} ({len(on_request)} ops)"),
+        if result is with_predictor:
+            rows.append(("  ops the predictor estimated in those networks", f"{100 * share_predicted:.1f}%"))
+    rows += [("  zoo op kinds profiled on request", f"{', '.join(kinds)} ({len(on_request)} ops)"),
              ("  zoo ops estimated by the predictor", f"{int(zoo.table['predicted_ops'].sum())} of "
                                                       f"{sum(len(decompose(p).ops) for p in zoo_paths)}"),
              ("op measurements (adaptive + held-out + zoo kinds + kernels)",
