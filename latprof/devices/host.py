@@ -171,9 +171,9 @@ class HostDevice:
         last-level cache), while its input was just written.  Timing one op back to back keeps
         all of it in L1/L2 and undershoots whole models by a third here.  So each round first
         evicts every cache (reading a buffer twice the last-level cache), runs the op once
-        untimed, then times a burst (at least 5 samples and 200 us of the op) in which every
-        sample first evicts L2 (a buffer twice its size) and writes the inputs; the round's
-        value is the burst's median.  ``MeasureSettings.sample_eviction`` keeps the
+        untimed, then times a burst (at least ``OP_BURST`` samples and ``op_burst_us`` of the op)
+        in which every sample first evicts L2 (a buffer twice its size) and writes the inputs;
+        the round's value is the burst's median.  ``MeasureSettings.sample_eviction`` keeps the
         alternatives (v7: no eviction per sample; v8: all caches) to measure the choice with;
         the README has what they gave.
         """
