@@ -2,15 +2,18 @@
 
 Inside a network an op's weights come from the shared last-level cache (the other ops pushed them
 out of the core's L2) and its input was just written.  v6 (the default) times each op sample in that
-state (L2 evicted, inputs written); v7 times warm bursts.  Each pass measures the networks end to end, then
-all their ops with both methods (order alternating); the table compares each method's sums with the
-whole networks of the same pass (medians over passes), so machine drift between passes cancels.
+state (L2 evicted, inputs written); v7 times warm bursts, v8 evicts every cache per sample, and v4
+is v6 with 5 samples a round (v6 times at least 200 us of the op).  Each pass measures the networks
+end to end, then all their ops with each method (order alternating); the table compares each
+method's sums with the whole networks of the same pass (medians over passes), so machine drift
+between passes cancels.
 
 ``--neighbour`` runs every other pass beside a process that streams a buffer twice the last-level
 cache on a core the measurement does not use, as another tenant of a shared host does: it shows
 whether the op sums still add up when the shared cache is contended.
 
-    python bench/op_timing_context.py [--networks 12] [--passes 4] [--neighbour] [-o runs/bench-op-context]
+    python bench/op_timing_context.py [--networks 12] [--passes 4] [--neighbour] [--methods v6 v4 ...]
+                                      [-o runs/bench-op-context]
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from latprof.profiling import profile
 from latprof.space import get_space
 
 METHODS = {"v6: L2 evicted per sample": MeasureSettings(), "v7: warm bursts": MeasureSettings(sample_eviction="none"),
-           "v8: all caches evicted per sample": MeasureSettings(sample_eviction="llc")}
+           "v8: all caches evicted per sample": MeasureSettings(sample_eviction="llc"),
+           "v4: v6 with 5 samples a round": MeasureSettings(op_burst_us=0)}
 
 
 def _stream(stop, cores: set[int]) -> None:
@@ -70,8 +74,11 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--neighbour", action="store_true", help="every other pass beside a cache-streaming process")
+    parser.add_argument("--methods", nargs="+", choices=[name.split(":")[0] for name in METHODS],
+                        default=[name.split(":")[0] for name in METHODS], help="the op-timing methods to compare")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-op-context"))
     args = parser.parse_args()
+    methods = [name for name in METHODS if name.split(":")[0] in args.methods]
 
     cache = ModelCache(default_cache_dir())
     archs = get_space("mnasnet").sample_many(args.networks, args.seed)
@@ -87,7 +94,7 @@ def main() -> None:
         with neighbour(contended):
             whole = np.array([t.latency_us / 1000 for t in HostDevice().measure_models([paths[n] for n in names])])
             order = (number // 2 if args.neighbour else number) % 2
-            for name in (list(METHODS) if order == 0 else list(METHODS)[::-1]):
+            for name in (methods if order == 0 else methods[::-1]):
                 run = args.output / f"pass{number}-{name.split(':')[0]}"
                 profile(ops, HostDevice(METHODS[name]), run, cache)
                 lut = build_lut([run])
