@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ def main() -> None:
     paths: list[Path] = [cache.path(op, "float32") for op in ops]
     n = len(paths)
     settings = {"5 samples": MeasureSettings(op_burst_us=0),
-                f"{args.burst_us:g} us": replace(MeasureSettings(), op_burst_us=args.burst_us)}
+                f"{args.burst_us:g} us": MeasureSettings(op_burst_us=args.burst_us)}
     copies: dict[str, list[np.ndarray]] = {name: [] for name in settings}  # per pass: 2 x n timings
     seconds = dict.fromkeys(settings, 0.0)
     for number in range(args.passes):
@@ -69,6 +68,7 @@ def main() -> None:
         cells = [", ".join(f"{copies_mape(a[chosen], b[chosen]):.1f}%" for a, b in copies[name]) for name in settings]
         print(f"{label:<14}{int(chosen.sum()):>6}{cells[0]:>22}{cells[1]:>22}{100 * np.median(level[chosen]):>+17.1f}%")
     print("seconds a pass: " + ", ".join(f"{name} {seconds[name] / args.passes:.0f}" for name in settings))
+
 
 if __name__ == "__main__":
     main()
