@@ -22,6 +22,7 @@ import numpy as np
 
 from latprof.convert import ModelCache, default_cache_dir, ensure_models
 from latprof.devices import HostDevice, MeasureSettings
+from latprof.predictor import error_metrics
 from latprof.space import get_space
 
 SIZES = ((0, 10), (10, 50), (50, float("inf")))
@@ -29,8 +30,7 @@ SIZES = ((0, 10), (10, 50), (50, float("inf")))
 
 def copies_mape(first: np.ndarray, second: np.ndarray) -> float:
     """MAPE of the second copies against the first, their common ratio divided out."""
-    ratio = second / first
-    return float(100 * np.mean(np.abs(ratio / np.median(ratio) - 1)))
+    return error_metrics(second / np.median(second / first), first)["mape_pct"]
 
 
 def main() -> None:

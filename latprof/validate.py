@@ -96,9 +96,8 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     timed again in the same rounds as the models, and when they run more than
     ``DRIFT_WARNING_PCT`` off, the device is busier (or hotter) than when profiled and the models
     are measured again, for up to ``settle_seconds`` after the first check, as a phone is left
-    to cool down.  (A LUT
-    without references falls back on some of its ops, re-measured: :func:`lut_drift`; ops miss
-    the contention for a shared cache that slows whole networks.)  The set-aside measurements go
+    to cool down.  (A LUT without references falls back on some of its ops, re-measured:
+    :func:`lut_drift`; ops miss the contention for a shared cache that slows whole networks.)  The set-aside measurements go
     to ``discarded.jsonl`` with the drift that set them aside; the last one is kept either way,
     and the result reports its drift and the number of attempts."""
     from latprof.tflite_file import decompose
