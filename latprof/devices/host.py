@@ -134,7 +134,9 @@ class HostDevice:
                      "quantile": s.quantile, "max_rounds": s.max_rounds, "stable_pct": s.stable_pct,
                      "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": s.sample_eviction_bytes})
 
-    def _load(self, model: Path) -> _Loaded:
+    def load(self, model: Path) -> Loaded:
+        """An interpreter of ``model`` with its inputs, warmed up: what the timing loops run, and
+        what a benchmark that times its own way (bench/paired_additivity.py) starts from."""
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         from latprof.tflite_file import read_model_bytes
@@ -157,7 +159,7 @@ class HostDevice:
             data = rng.integers(-100, 100, detail["shape"]) if dtype.kind in "iu" else \
                 rng.standard_normal(detail["shape"])
             inputs.append((detail["index"], data.astype(dtype)))
-        loaded = _Loaded(interpreter, inputs)
+        loaded = Loaded(interpreter, inputs)
         loaded.feed()
         for _ in range(self.settings.warmup_runs):
             interpreter.invoke()
@@ -198,20 +200,31 @@ class HostDevice:
             timings: list[Timing] = []
             for start in range(0, len(models), CHUNK):
                 # Every model of a chunk loads before any is timed: a bad file stops the run early.
-                loaded = [self._load(Path(m)) for m in models[start:start + CHUNK]]
+                loaded = [self.load(Path(m)) for m in models[start:start + CHUNK]]
                 timings += self._rounds(loaded, evict)
                 progress(len(timings))
             return timings
         finally:
             os.sched_setaffinity(0, previous)
 
-    def _rounds(self, loaded: list[_Loaded], evict: bool) -> list[Timing]:
+    def sweeps(self, ops: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The buffers read before an op's round (twice the last-level cache) and before each of
+        its samples (``settings.sample_eviction``); a whole model's rounds read none."""
+        if not ops:
+            return None, None
+        size = self.settings.sample_eviction_bytes
+        return np.ones(eviction_bytes() // 4, np.float32), np.ones(size // 4, np.float32) if size else None
+
+    def burst(self, model: Loaded, ops: bool) -> int:
+        """Samples in a round: at least OP_BURST and ``op_burst_us`` of an op, or MODEL_BURST and
+        MODEL_BURST_US of a whole model, sized by the model's fastest warm invoke."""
+        least, target_us = (OP_BURST, self.settings.op_burst_us) if ops else (MODEL_BURST, MODEL_BURST_US)
+        return max(least, int(1000 * target_us / max(1, model.fastest_ns())))
+
+    def _rounds(self, loaded: list[Loaded], evict: bool) -> list[Timing]:
         s = self.settings
-        clock = time.perf_counter_ns
-        sweep = np.ones(eviction_bytes() // 4, np.float32) if evict else None
-        sample_sweep = np.ones(s.sample_eviction_bytes // 4, np.float32) if evict and s.sample_eviction_bytes else None
-        least, target_ns = (OP_BURST, 1000 * s.op_burst_us) if evict else (MODEL_BURST, 1000 * MODEL_BURST_US)
-        bursts = [max(least, int(target_ns / max(1, m.fastest_ns()))) for m in loaded]
+        sweep, sample_sweep = self.sweeps(evict)
+        bursts = [self.burst(m, evict) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
         active = list(range(len(loaded)))
@@ -223,19 +236,7 @@ class HostDevice:
             rounds += 1
             rng.shuffle(active)
             for index in active:
-                model, burst = loaded[index], []
-                if sweep is not None:
-                    sweep.sum()
-                model.feed()
-                invoke = model.interpreter.invoke
-                invoke()  # untimed: the first call after another model pays for its traces
-                for _ in range(bursts[index]):
-                    if sample_sweep is not None:
-                        sample_sweep.sum()
-                        model.feed()
-                    t0 = clock()
-                    invoke()
-                    burst.append((clock() - t0) / 1000.0)
+                burst = loaded[index].round_samples(bursts[index], sweep, sample_sweep)
                 per_round[index].append(float(np.median(burst)))
                 samples[index] += burst
             if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
@@ -260,7 +261,7 @@ def eviction_bytes(level: int | None = None) -> int:
 
 
 @dataclass
-class _Loaded:
+class Loaded:
     """An interpreter ready to run, with the inputs it is fed before each sample."""
 
     interpreter: object
@@ -269,6 +270,25 @@ class _Loaded:
     def feed(self) -> None:
         for index, data in self.inputs:
             self.interpreter.set_tensor(index, data)
+
+    def round_samples(self, burst: int, sweep: np.ndarray | None, sample_sweep: np.ndarray | None) -> list[float]:
+        """One round of timing, in microseconds: read ``sweep`` (evicts caches), write the inputs,
+        run once untimed (the first call after another model pays for its traces), then ``burst``
+        timed invokes, each after reading ``sample_sweep`` and writing the inputs when given."""
+        clock, invoke = time.perf_counter_ns, self.interpreter.invoke
+        if sweep is not None:
+            sweep.sum()
+        self.feed()
+        invoke()
+        samples = []
+        for _ in range(burst):
+            if sample_sweep is not None:
+                sample_sweep.sum()
+                self.feed()
+            t0 = clock()
+            invoke()
+            samples.append((clock() - t0) / 1000.0)
+        return samples
 
     def fastest_ns(self, invokes: int = 3) -> int:
         """The fastest of a few warm invokes: what sizes a burst, so one stall must not."""
