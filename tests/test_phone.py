@@ -70,6 +70,12 @@ def latprof(*args, check: bool = False, timeout: float = 300, env: dict | None =
     return done
 
 
+def jobs(phone) -> list[str]:
+    """The job folders left on the phone."""
+    folder = phone.device_path("/data/local/tmp/latprof/jobs")
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
 def profile_args(serial: str, stand_in, model, run_dir, *extra) -> list:
     return ["profile", "--device", serial, "--benchmark-binary", stand_in, "--models", model, "-o", run_dir,
             *FAST, *extra]
@@ -125,6 +131,8 @@ def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phon
     assert provenance["details"]["serials"] == [logged_phone.serial]
     assert "Android" in provenance["runtime"] and "cores" in provenance["hardware"]
 
+    # The finished jobs' folders are gone; their results stay and serve the re-run.
+    assert not jobs(logged_phone)
     again = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
     assert again["measured_now"] == 0 and again["already_measured"] == 8 and len(calls(logged_phone)) == RUN_CALLS
 
@@ -168,10 +176,11 @@ def test_a_killed_host_resumes_without_measuring_twice(logged_phone, stand_in, t
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert 2 <= len(calls(logged_phone)) < 8
+    assert 2 <= len(calls(logged_phone)) < 8 and jobs(logged_phone)  # the job stays for the re-run
     latprof(*args, check=True)
     assert len(measured_keys(run_dir)) == 8 == len(set(measured_keys(run_dir)))
     assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
+    assert not jobs(logged_phone)
 
 
 def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, stand_in, tiny_model, tmp_path):
@@ -189,6 +198,7 @@ def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, st
     out, err = process.communicate(timeout=120)
     one_line_error(subprocess.CompletedProcess(command, process.returncode, out, err),
                    logged_phone.serial, "re-run the same command")
+    assert jobs(logged_phone)  # kept: the phone goes on, and the re-run follows the same job
     logged_phone.start()
     latprof(*args, check=True)
     assert len(measured_keys(run_dir)) == 8 == len(set(measured_keys(run_dir)))
@@ -240,6 +250,9 @@ def test_flags_the_binary_does_not_know_are_refused(phone_factory, stand_in, tin
     old = phone_factory(env={"BENCHMARK_MODEL_UNKNOWN_FLAGS": "warmup_min_secs"}).start()
     done = latprof("measure", "--device", old.serial, "--benchmark-binary", stand_in, tiny_model, *FAST)
     one_line_error(done, "warmup_min_secs")
+    # A fresh timing that failed leaves nothing behind: no re-run would read it.
+    fresh = old.device_path("/data/local/tmp/latprof/results/fresh")
+    assert fresh.is_dir() and not any(fresh.iterdir()) and not jobs(old)
 
 
 @pytest.mark.parametrize("generation", ["current", "v2", "old", "old-nostats", "all-same"])
@@ -322,7 +335,7 @@ def test_check_times_mobilenetv2_on_the_phone_once_per_timing(logged_phone, stan
     assert len(runs) == data["timings"] and len(set(runs)) == 1
     # Each timing went to a folder of its own, removed once read.
     fresh = logged_phone.device_path("/data/local/tmp/latprof/results/fresh")
-    assert fresh.is_dir() and not any(fresh.iterdir())
+    assert fresh.is_dir() and not any(fresh.iterdir()) and not jobs(logged_phone)
 
 
 def test_measure_on_a_phone_times_the_model_again_each_time(logged_phone, stand_in, tiny_model):

@@ -9,7 +9,8 @@ module prepares their input, starts the measurement loop as a detached job and f
 - ``.../results/<settings>/<sha256>.txt``: one benchmark_model output per model and settings;
   a model with a result file is never measured again on that phone (unless asked for a fresh
   timing: ``.../results/fresh/<id>/``, removed once read);
-- ``.../jobs/<id>/``: what one request asked for, and the names finished so far (``done``).
+- ``.../jobs/<id>/``: what one request asked for, and the names finished so far (``done``);
+  removed when the job has finished, kept when it failed so that the same command resumes it.
 
 A loose cable does not stop the phone: the host waits for it and goes on following, and a
 killed host re-attaches to the same job when the same command runs again.
@@ -17,6 +18,7 @@ killed host re-attaches to the same job when the same command runs again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
@@ -257,17 +259,23 @@ class AndroidDevice:
     def run_job(self, models: dict[str, Path], progress: Callable[[int], None] = lambda done: None,
                 fresh: bool = False) -> dict[str, Timing]:
         """Measure every model (sha256 -> file) not yet measured on this phone; returns all results.
-        ``fresh``: measure them all now, into a results folder of this call's own, removed once read."""
+        ``fresh``: measure them all now, into a results folder of this call's own, removed once read
+        (or once the timing failed: nothing will read it again)."""
         if not fresh:
             return self._follow_job(models, self.results_dir, self.finished(list(models)), progress)
         results_dir = f"{ROOT}/results/fresh/{uuid.uuid4().hex[:16]}"
-        results = self._follow_job(models, results_dir, {}, progress)
-        self.phone.shell(f"rm -rf {quote(results_dir)}")
-        return results
+        try:
+            return self._follow_job(models, results_dir, {}, progress, disposable=True)
+        finally:
+            with contextlib.suppress(LatprofError):  # an unplugged phone keeps it; the error says why
+                self.phone.shell(f"rm -rf {quote(results_dir)}")
 
     def _follow_job(self, models: dict[str, Path], results_dir: str, results: dict[str, Timing],
-                    progress: Callable[[int], None]) -> dict[str, Timing]:
-        """Start (or re-attach to) the job that measures what ``results`` lacks, and follow it."""
+                    progress: Callable[[int], None], disposable: bool = False) -> dict[str, Timing]:
+        """Start (or re-attach to) the job that measures what ``results`` lacks, and follow it.
+        Then the folders of every finished job go (their results stay; a killed host's job finishes
+        on its own and is left behind otherwise); a failed job is kept for the re-run to resume,
+        unless ``disposable`` (a fresh timing, which no re-run resumes)."""
         binary = self.remote_binary
         todo = [name for name in models if name not in results]
         progress(len(results))
@@ -275,6 +283,20 @@ class AndroidDevice:
             return results
         self._push_models({name: models[name] for name in todo})
         job = self._write_job(binary, todo, results_dir)
+        try:
+            self._poll(job, models, todo, results_dir, results, progress)
+        except LatprofError:
+            if disposable:
+                with contextlib.suppress(LatprofError):
+                    self.phone.shell(f"rm -rf {quote(job)}")
+            raise
+        self.phone.check(f"for job in {quote(ROOT + '/jobs')}/*/; do [ ! -f \"$job/finished\" ] || rm -rf \"$job\"; done",
+                         "removing finished jobs")
+        return results
+
+    def _poll(self, job: str, models: dict[str, Path], todo: list[str], results_dir: str,
+              results: dict[str, Timing], progress: Callable[[int], None]) -> None:
+        """Start the job's loop and read its results into ``results`` until it has finished."""
         seen, restarts, last_progress = 0, 0, len(results)
         self._start(job)
         while True:
@@ -291,7 +313,7 @@ class AndroidDevice:
                 if missing:
                     raise LatprofError(f"phone {self.serial}: the job finished without results for {len(missing)} "
                                        f"models (job {job}); re-run the same command")
-                return results
+                return
             if state.startswith("error:"):
                 raise LatprofError(f"phone {self.serial}: the measurement loop stopped: {state[6:]}; finished "
                                    "measurements are kept, fix that and re-run the same command")
