@@ -16,8 +16,8 @@ those ratios over rounds is how far the sum is off: the machine's drift cancels.
 Ops are counted as ``predict`` counts them: each op's time less the fixed cost of one invoke (the
 overhead op, ADD 4x4x8, timed in the same context), plus that cost once.  An op run once after
 other models pays a colder invoke than one in a burst, and one overhead sample per pass stands for
-it, so the table prints the cost taken off each op: 1 us of it is 1-2% of a network of 70 ops.  "Network timed twice"
-is the floor: the network timed again after the replays, against the first timing.
+it, so the table prints the cost taken off each op: 1 us of it is 1-2% of a network of 70 ops.
+"Network timed twice" is the floor: the network timed again after the replays, against the first.
 
     python bench/paired_additivity.py [--networks 10] [--rounds 20] [--seed 5] [--group 64]
 """
@@ -89,15 +89,15 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     for r in range(args.rounds):
-        grouped: dict[int, float] = {}
         rest = list(rng.permutation(np.arange(1, len(unique))))
-        overheads = []
+        less_overhead, overheads = {}, []
         for g in range(0, len(rest), args.group):
             times = once_each(ops, [0, *rest[g:g + args.group]])
-            grouped |= {i: t - times[0] for i, t in times.items() if i}
+            less_overhead |= {i: t - times[0] for i, t in times.items() if i}
             overheads.append(times[0])
-        grouped[0] = float(np.median(overheads))  # each op is counted less its own group's overhead
-        grouped |= {i: t + grouped[0] for i, t in grouped.items() if i}
+        # Each op less its own group's overhead; op_sum takes key 0 off every op and counts it once.
+        overhead = float(np.median(overheads))
+        grouped = {0: overhead} | {i: t + overhead for i, t in less_overhead.items()}
         for k in rng.permutation(len(archs)):
             whole = float(np.median(networks[k].round_samples(net_bursts[k], None, None)))
             # Right after the network: its weights are in the last-level cache, as in steady state.
