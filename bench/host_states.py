@@ -72,7 +72,7 @@ def main() -> None:
     os.sched_setaffinity(0, device.cores)
     rows = []
     for name, path, evict in (("op " + args.op, cache.path(spec, "float32"), True), ("mobilenetv2", network, False)):
-        starts, latencies = time_series(device._load(Path(path)), args.seconds, evict)
+        starts, latencies = time_series(device.load(Path(path)), args.seconds, evict)
         levels = window_levels(starts, latencies)
         print(f"{name}: windows of {WINDOW_S} s relative to the median: " + " ".join(f"{v:.2f}" for v in levels),
               flush=True)

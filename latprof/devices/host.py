@@ -13,7 +13,7 @@ import os
 import platform
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -25,9 +25,13 @@ from latprof.measurement import Provenance, Timing, known_within, quantile_uncer
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
+NETWORK_SAMPLES = 2  # v9: cold samples a round; the fastest is the round's value
 # What each op sample is preceded by (MeasureSettings.sample_eviction) -> the method it makes.
-# v6, v7 and v8 are v4, v3 and v5 with op bursts that last ``op_burst_us`` (before: 5 samples).
+# v6, v7 and v8 time bursts of ``op_burst_us`` with L2, no cache or every cache evicted before each
+# sample; v9 times single invokes with the op's weights in memory, as a whole network's are.
 METHODS = {
+    "network": ("v9", f"the fastest of {NETWORK_SAMPLES} samples, each after evicting every cache, writing the outputs, "
+                      "evicting L2, running a twin interpreter and writing the inputs"),
     "l2": ("v6", "evicted caches, then samples with L2 evicted and inputs written"),
     "none": ("v7", "evicted caches, then warm samples"),
     "llc": ("v8", "samples with all caches evicted and inputs written"),
@@ -54,13 +58,14 @@ class MeasureSettings:
     # ``stable_pct`` (or measurement.STABLE_FLOOR_US, for ops of a few microseconds), up to ``max_rounds``.
     max_rounds: int = 20
     stable_pct: float = 2.0
-    # Evicted before each op sample: "l2" (v6, the default), "none" (v7's warm bursts) or "llc"
-    # (v8: weights from memory, as in a network whose shared cache other tenants contend);
-    # the other two are kept to measure what the choice does (bench/op_timing_context.py).
+    # The state an op is timed in: bursts with "l2" (v6, the default), no cache ("none", v7) or
+    # every cache ("llc", v8) evicted before each sample, or "network" (v9: single invokes with the
+    # weights in memory, see Loaded.network_samples); the others are kept to measure what the
+    # choice does (bench/op_timing_context.py; the README has what they gave).
     sample_eviction: str = "l2"
-    # An op's burst lasts at least this long.  After a cache eviction an op of 1-3 us takes some 8
-    # samples to reach its steady time (the first runs 2.5x slower): a median of 5 samples fell
-    # inside that transient, about 30% slow and jittery (bench/burst_length.py).  0: 5 samples.
+    # v6-v8: an op's burst lasts at least this long.  After a cache eviction an op of 1-3 us takes
+    # some 8 samples to reach its steady time (the first runs 2.5x slower): a median of 5 samples
+    # fell inside that transient, about 30% slow and jittery (bench/burst_length.py).  0: 5 samples.
     op_burst_us: float = 200.0
 
     def __post_init__(self) -> None:
@@ -77,8 +82,9 @@ class MeasureSettings:
     def method(self) -> str:
         """How ops and models are timed, as provenance: data of two methods must not mix."""
         version, ops = METHODS[self.sample_eviction]
-        return (f"litert-interleaved/{version} (ops: {ops}, at least {OP_BURST} samples and "
-                f"{self.op_burst_us:g} us a round; models: steady bursts)")
+        if self.sample_eviction != "network":
+            ops += f", at least {OP_BURST} samples and {self.op_burst_us:g} us a round"
+        return f"litert-interleaved/{version} (ops: {ops}; models: steady bursts)"
 
     def stable(self, round_values: list[float]) -> bool:
         """Whether a model's estimate is known well enough to stop timing it."""
@@ -87,8 +93,10 @@ class MeasureSettings:
 
     @property
     def sample_eviction_bytes(self) -> int:
-        """The buffer read before each op sample: twice L2, twice the last level, or none."""
-        return {"none": 0, "l2": eviction_bytes(level=2), "llc": eviction_bytes()}[self.sample_eviction]
+        """The buffer read before each op sample: twice L2, twice the last level, or none (v9 reads
+        both)."""
+        return {"none": 0, "l2": eviction_bytes(level=2), "llc": eviction_bytes(),
+                "network": eviction_bytes() + eviction_bytes(level=2)}[self.sample_eviction]
 
 
 @cache
@@ -134,14 +142,35 @@ class HostDevice:
                      "quantile": s.quantile, "max_rounds": s.max_rounds, "stable_pct": s.stable_pct,
                      "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": s.sample_eviction_bytes})
 
-    def load(self, model: Path) -> Loaded:
+    def load(self, model: Path, twin: bool = False) -> Loaded:
         """An interpreter of ``model`` with its inputs, warmed up: what the timing loops run, and
-        what a benchmark that times its own way (bench/paired_additivity.py) starts from."""
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
+        what a benchmark that times its own way (bench/paired_additivity.py) starts from.  With
+        ``twin``, a second interpreter of the same file, with weights of its own, and the outputs'
+        buffers to write: what method v9 needs (:meth:`Loaded.network_samples`)."""
         from latprof.tflite_file import read_model_bytes
 
         data = read_model_bytes(model)
+        interpreter = self._interpreter(model, data)
+        rng = np.random.default_rng(0)
+        inputs = []
+        for detail in interpreter.get_input_details():
+            dtype = np.dtype(detail["dtype"])
+            values = rng.integers(-100, 100, detail["shape"]) if dtype.kind in "iu" else \
+                rng.standard_normal(detail["shape"])
+            inputs.append((detail["index"], values.astype(dtype)))
+        outputs = [(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+                   for detail in interpreter.get_output_details()] if twin else []
+        loaded = Loaded(interpreter, inputs, self._interpreter(model, data) if twin else None, outputs)
+        loaded.feed()
+        for _ in range(self.settings.warmup_runs):
+            interpreter.invoke()
+            if loaded.twin is not None:
+                loaded.twin.invoke()
+        return loaded
+
+    def _interpreter(self, model: Path, data: bytes):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
         resolver = OpResolverType.AUTO if self.settings.delegate == "xnnpack" else \
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
@@ -152,32 +181,21 @@ class HostDevice:
         except (ValueError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LatprofError(f"{model}: corrupt or truncated TFLite model, LiteRT cannot load it ({reason})") from None
-        rng = np.random.default_rng(0)
-        inputs = []
-        for detail in interpreter.get_input_details():
-            dtype = np.dtype(detail["dtype"])
-            data = rng.integers(-100, 100, detail["shape"]) if dtype.kind in "iu" else \
-                rng.standard_normal(detail["shape"])
-            inputs.append((detail["index"], data.astype(dtype)))
-        loaded = Loaded(interpreter, inputs)
-        loaded.feed()
-        for _ in range(self.settings.warmup_runs):
-            interpreter.invoke()
-        return loaded
+        return interpreter
 
     def measure_ops(self, models: list[str | Path], progress=lambda done: None, fresh: bool = False) -> list[Timing]:
         """Time single-op microbenchmarks as their op runs inside a whole model.
 
         Inside a model an op runs once per inference after the other ops, which push its
-        weights out of the core's own caches (the whole model's weights stay in the shared
-        last-level cache), while its input was just written.  Timing one op back to back keeps
-        all of it in L1/L2 and undershoots whole models by a third here.  So each round first
-        evicts every cache (reading a buffer twice the last-level cache), runs the op once
-        untimed, then times a burst (at least ``OP_BURST`` samples and ``op_burst_us`` of the op)
-        in which every sample first evicts L2 (a buffer twice its size) and writes the inputs;
-        the round's value is the burst's median.  ``MeasureSettings.sample_eviction`` keeps the
-        alternatives (v7: no eviction per sample; v8: all caches) to measure the choice with;
-        the README has what they gave.
+        weights out of the core's own caches, while its input was just written.  Timing one op
+        back to back keeps all of it in L1/L2 and undershoots whole models by a third here.  So
+        each round first evicts every cache (reading a buffer twice the last-level cache), runs
+        the op once untimed, then times a burst (at least ``OP_BURST`` samples and
+        ``op_burst_us`` of the op) in which every sample first evicts L2 (a buffer twice its
+        size) and writes the inputs; the round's value is the burst's median (method v6).
+        ``MeasureSettings.sample_eviction`` keeps the alternatives to measure the choice with
+        (v7: no eviction per sample; v8: all caches; v9: the weights in memory, activations and
+        code warm, :meth:`Loaded.network_samples`); the README has what they gave.
         """
         return self._measure(models, evict=True, progress=progress)
 
@@ -200,19 +218,25 @@ class HostDevice:
             timings: list[Timing] = []
             for start in range(0, len(models), CHUNK):
                 # Every model of a chunk loads before any is timed: a bad file stops the run early.
-                loaded = [self.load(Path(m)) for m in models[start:start + CHUNK]]
+                loaded = [self.load(Path(m), twin=evict and self.network_state) for m in models[start:start + CHUNK]]
                 timings += self._rounds(loaded, evict)
                 progress(len(timings))
             return timings
         finally:
             os.sched_setaffinity(0, previous)
 
+    @property
+    def network_state(self) -> bool:
+        """Whether ops are timed in the state they run in inside a network (method v9)."""
+        return self.settings.sample_eviction == "network"
+
     def sweeps(self, ops: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The buffers read before an op's round (twice the last-level cache) and before each of
-        its samples (``settings.sample_eviction``); a whole model's rounds read none."""
+        """The buffers read to evict caches: before an op's round or v9 sample (twice the
+        last-level cache), and before each v6-v8 sample or after v9's outputs are written
+        (``settings.sample_eviction``); a whole model's rounds read none."""
         if not ops:
             return None, None
-        size = self.settings.sample_eviction_bytes
+        size = eviction_bytes(level=2) if self.network_state else self.settings.sample_eviction_bytes
         return np.ones(eviction_bytes() // 4, np.float32), np.ones(size // 4, np.float32) if size else None
 
     def burst(self, model: Loaded, ops: bool) -> int:
@@ -224,7 +248,8 @@ class HostDevice:
     def _rounds(self, loaded: list[Loaded], evict: bool) -> list[Timing]:
         s = self.settings
         sweep, sample_sweep = self.sweeps(evict)
-        bursts = [self.burst(m, evict) for m in loaded]
+        network = evict and self.network_state
+        bursts = [0 if network else self.burst(m, evict) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
         active = list(range(len(loaded)))
@@ -236,8 +261,12 @@ class HostDevice:
             rounds += 1
             rng.shuffle(active)
             for index in active:
-                burst = loaded[index].round_samples(bursts[index], sweep, sample_sweep)
-                per_round[index].append(float(np.median(burst)))
+                if network:
+                    burst = loaded[index].network_samples(NETWORK_SAMPLES, sweep, sample_sweep)
+                    per_round[index].append(min(burst))
+                else:
+                    burst = loaded[index].round_samples(bursts[index], sweep, sample_sweep)
+                    per_round[index].append(float(np.median(burst)))
                 samples[index] += burst
             if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
                 active = [] if rounds >= s.max_rounds else [i for i in active if not s.stable(per_round[i])]
@@ -262,14 +291,36 @@ def eviction_bytes(level: int | None = None) -> int:
 
 @dataclass
 class Loaded:
-    """An interpreter ready to run, with the inputs it is fed before each sample."""
+    """An interpreter ready to run, with the inputs it is fed before each sample; for method v9,
+    a twin interpreter of the same file and the outputs' buffers (index, zeros)."""
 
     interpreter: object
     inputs: list
+    twin: object | None = None
+    outputs: list = field(default_factory=list)
 
     def feed(self) -> None:
         for index, data in self.inputs:
             self.interpreter.set_tensor(index, data)
+
+    def network_samples(self, count: int, sweep: np.ndarray, l2_sweep: np.ndarray) -> list[float]:
+        """``count`` invokes timed as the op runs inside a network (method v9), in microseconds:
+        before each, every cache is evicted (``sweep``), the outputs are written and L2 evicted
+        (``l2_sweep``), the twin runs (warming the code, not these weights) and the inputs are
+        written."""
+        clock, invoke = time.perf_counter_ns, self.interpreter.invoke
+        samples = []
+        for _ in range(count):
+            sweep.sum()
+            for index, zeros in self.outputs:
+                self.interpreter.set_tensor(index, zeros)
+            l2_sweep.sum()
+            self.twin.invoke()
+            self.feed()
+            t0 = clock()
+            invoke()
+            samples.append((clock() - t0) / 1000.0)
+        return samples
 
     def round_samples(self, burst: int, sweep: np.ndarray | None, sample_sweep: np.ndarray | None) -> list[float]:
         """One round of timing, in microseconds: read ``sweep`` (evicts caches), write the inputs,
