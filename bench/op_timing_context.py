@@ -2,8 +2,10 @@
 
 Inside a network an op's weights come from the shared last-level cache (the other ops pushed them
 out of the core's L2) and its input was just written.  v6 (the default) times each op sample in that
-state (L2 evicted, inputs written); v7 times warm bursts, v8 evicts every cache per sample, and v4
-is v6 with 5 samples a round (v6 times at least 200 us of the op).  Each pass measures the networks
+state (L2 evicted, inputs written); v7 times warm bursts, v8 evicts every cache per sample, v4
+is v6 with 5 samples a round (v6 times at least 200 us of the op), and v9 times single invokes with
+the weights in memory, activations and code warm (a whole network's weights do not stay cached
+between inferences: bench/network_cache_state.py).  Each pass measures the networks
 end to end, then all their ops with each method (order alternating); the table compares each
 method's sums with the whole networks of the same pass (medians over passes), so machine drift
 between passes cancels.
@@ -38,7 +40,8 @@ from latprof.space import get_space
 
 METHODS = {"v6: L2 evicted per sample": MeasureSettings(), "v7: warm bursts": MeasureSettings(sample_eviction="none"),
            "v8: all caches evicted per sample": MeasureSettings(sample_eviction="llc"),
-           "v4: v6 with 5 samples a round": MeasureSettings(op_burst_us=0)}
+           "v4: v6 with 5 samples a round": MeasureSettings(op_burst_us=0),
+           "v9: weights in memory": MeasureSettings(sample_eviction="network")}
 
 
 def _stream(stop, cores: set[int]) -> None:
