@@ -85,6 +85,7 @@ class DeviceChoice:
     threads: int | None
     delegate: str | None
     dtype: str | None
+    op_method: str | None
     benchmark_binary: str | None
     warmup_runs: int
     warmup_min_secs: float
@@ -95,14 +96,17 @@ class DeviceChoice:
     pause: int
     reconnect_timeout: float
 
-    def make(self, threads: int | None = None, delegate: str | None = None, dtype: str | None = None):
-        """The device; ``threads``/``delegate``/``dtype`` fill in what the options left unset (e.g.
-        from a LUT's provenance)."""
+    def make(self, threads: int | None = None, delegate: str | None = None, dtype: str | None = None,
+             method: str = ""):
+        """The device; ``threads``/``delegate``/``dtype`` and the host's op ``method`` fill in what
+        the options left unset (e.g. from a LUT's provenance)."""
         from latprof.devices import MeasureSettings, get_device
         from latprof.devices.android import PhoneSettings
+        from latprof.devices.host import sample_eviction_of
 
         settings = MeasureSettings(threads=self.threads or threads or 1, delegate=self.delegate or delegate or "xnnpack",
-                                   dtype=self.dtype or dtype or "float32")
+                                   dtype=self.dtype or dtype or "float32",
+                                   sample_eviction=sample_eviction_of(self.op_method or method) or "l2")
         phone = PhoneSettings(**{f.name: getattr(self, f.name) for f in fields(PhoneSettings) if hasattr(self, f.name)})
         names = list(self.serials) or [self.device]
         return get_device(names, settings, self.benchmark_binary, phone, self.reconnect_timeout)
@@ -125,6 +129,10 @@ _device_options = [
                  help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels [default: xnnpack]."),
     click.option("--dtype", type=click.Choice(["float32", "int8"]),
                  help="Microbenchmarks in fp32 or int8 (post-training quantized) [default: float32]."),
+    click.option("--op-method", type=click.Choice(["v6", "v7", "v8", "v9"]),
+                 help="Host: the state ops are timed in. v6 (the default) keeps an op's weights in the last-level "
+                      "cache, v9 fetches them from memory as a whole network does; v7/v8 are kept to compare "
+                      "(README). Data of two methods never mix [default: v6, or the LUT's]."),
     click.option("--benchmark-binary", type=click.Path(dir_okay=False),
                  help="Phones: LiteRT's benchmark_model built for the phone's ABI."),
     click.option("--warmup-runs", default=10, show_default=True, type=click.IntRange(1),
@@ -546,7 +554,7 @@ def validate(lut_file, predictor_file, count, seed, space_name, models, target, 
     model = _load_predictor(predictor_file, table)
     p = table.provenance
     archs = get_space(space_name).sample_many(count, seed) if count else []
-    result = run_validate(archs, table, target.make(p.threads, p.delegate, p.dtype), out_dir, _cache(), _progress(),
+    result = run_validate(archs, table, target.make(p.threads, p.delegate, p.dtype, p.method), out_dir, _cache(), _progress(),
                           model, files, settle_seconds)
     _emit(result.to_dict(), as_json, _validation_text(result))
 

@@ -273,6 +273,14 @@ class HostDevice:
         return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
 
 
+def sample_eviction_of(version: str) -> str | None:
+    """The ``sample_eviction`` of a method version ("v9") or of a measurement's provenance
+    method ("litert-interleaved/v9 (...)"); None for other versions and for phones' methods, so a
+    LUT's method decides how the models that validate it are compared with its ops."""
+    version = version.removeprefix("litert-interleaved/").split(" ")[0]
+    return next((key for key, (v, _) in METHODS.items() if v == version), None)
+
+
 @cache
 def eviction_bytes(level: int | None = None) -> int:
     """Twice the size of the cache at ``level`` (the last level when None), read from sysfs;
