@@ -132,7 +132,7 @@ _device_options = [
     click.option("--op-method", type=click.Choice(["v6", "v7", "v8", "v9"]),
                  help="Host: the state ops are timed in. v6 (the default) keeps an op's weights in the last-level "
                       "cache, v9 fetches them from memory as a whole network does; v7/v8 are kept to compare "
-                      "(README). Data of two methods never mix [default: v6, or the LUT's]."),
+                      "(docs/host-measurement.md). Data of two methods never mix [default: v6, or the LUT's]."),
     click.option("--benchmark-binary", type=click.Path(dir_okay=False),
                  help="Phones: LiteRT's benchmark_model built for the phone's ABI."),
     click.option("--warmup-runs", default=10, show_default=True, type=click.IntRange(1),

@@ -61,7 +61,7 @@ class MeasureSettings:
     # The state an op is timed in: bursts with "l2" (v6, the default), no cache ("none", v7) or
     # every cache ("llc", v8) evicted before each sample, or "network" (v9: single invokes with the
     # weights in memory, see Loaded.network_samples); the others are kept to measure what the
-    # choice does (bench/op_timing_context.py; the README has what they gave).
+    # choice does (bench/op_timing_context.py; docs/host-measurement.md has what they gave).
     sample_eviction: str = "l2"
     # v6-v8: an op's burst lasts at least this long.  After a cache eviction an op of 1-3 us takes
     # some 8 samples to reach its steady time (the first runs 2.5x slower): a median of 5 samples
@@ -195,7 +195,7 @@ class HostDevice:
         size) and writes the inputs; the round's value is the burst's median (method v6).
         ``MeasureSettings.sample_eviction`` keeps the alternatives to measure the choice with
         (v7: no eviction per sample; v8: all caches; v9: the weights in memory, activations and
-        code warm, :meth:`Loaded.network_samples`); the README has what they gave.
+        code warm, :meth:`Loaded.network_samples`); docs/host-measurement.md has what they gave.
         """
         return self._measure(models, evict=True, progress=progress)
 
