@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from latprof.errors import LatprofError
+from latprof.host_methods import VERSIONS, sample_eviction_of
 
 
 class _Group(click.Group):
@@ -97,16 +98,15 @@ class DeviceChoice:
     reconnect_timeout: float
 
     def make(self, threads: int | None = None, delegate: str | None = None, dtype: str | None = None,
-             method: str = ""):
+             method: str | None = None):
         """The device; ``threads``/``delegate``/``dtype`` and the host's op ``method`` fill in what
         the options left unset (e.g. from a LUT's provenance)."""
         from latprof.devices import MeasureSettings, get_device
         from latprof.devices.android import PhoneSettings
-        from latprof.devices.host import sample_eviction_of
 
         settings = MeasureSettings(threads=self.threads or threads or 1, delegate=self.delegate or delegate or "xnnpack",
                                    dtype=self.dtype or dtype or "float32",
-                                   sample_eviction=sample_eviction_of(self.op_method or method) or "l2")
+                                   sample_eviction=sample_eviction_of(self.op_method or method or "") or "l2")
         phone = PhoneSettings(**{f.name: getattr(self, f.name) for f in fields(PhoneSettings) if hasattr(self, f.name)})
         names = list(self.serials) or [self.device]
         return get_device(names, settings, self.benchmark_binary, phone, self.reconnect_timeout)
@@ -129,7 +129,7 @@ _device_options = [
                  help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels [default: xnnpack]."),
     click.option("--dtype", type=click.Choice(["float32", "int8"]),
                  help="Microbenchmarks in fp32 or int8 (post-training quantized) [default: float32]."),
-    click.option("--op-method", type=click.Choice(["v6", "v7", "v8", "v9"]),
+    click.option("--op-method", type=click.Choice(VERSIONS),
                  help="Host: the state ops are timed in. v6 (the default) keeps an op's weights in the last-level "
                       "cache, v9 fetches them from memory as a whole network does; v7/v8 are kept to compare "
                       "(docs/host-measurement.md). Data of two methods never mix [default: v6, or the LUT's]."),

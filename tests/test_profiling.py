@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 
 from latprof.convert import ensure_models
-from latprof.devices.host import NETWORK_SAMPLES, HostDevice, MeasureSettings
+from latprof.devices.host import HostDevice, MeasureSettings
 from latprof.errors import LatprofError
+from latprof.host_methods import NETWORK_SAMPLES
 from latprof.measurement import Provenance, Timing, quantile_uncertainty_us
 from latprof.ops import OpSpec
 from latprof.profiling import MEASUREMENTS_FILE, OVERHEAD_SPEC, RUN_FILE, profile, read_run

@@ -21,21 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from latprof.errors import LatprofError
+from latprof.host_methods import METHODS, NETWORK_SAMPLES, PREFIX
 from latprof.measurement import Provenance, Timing, known_within, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
-NETWORK_SAMPLES = 2  # v9: cold samples a round; the fastest is the round's value
-# What each op sample is preceded by (MeasureSettings.sample_eviction) -> the method it makes.
-# v6, v7 and v8 time bursts of ``op_burst_us`` with L2, no cache or every cache evicted before each
-# sample; v9 times single invokes with the op's weights in memory, as a whole network's are.
-METHODS = {
-    "network": ("v9", f"the fastest of {NETWORK_SAMPLES} samples, each after evicting every cache, writing the outputs, "
-                      "evicting L2, running a twin interpreter and writing the inputs"),
-    "l2": ("v6", "evicted caches, then samples with L2 evicted and inputs written"),
-    "none": ("v7", "evicted caches, then warm samples"),
-    "llc": ("v8", "samples with all caches evicted and inputs written"),
-}
 CHUNK = 256  # interpreters held at once; also the models whose rounds interleave
 # A round times a burst of at least this many samples (and MeasureSettings.op_burst_us of an op,
 # or this much of a whole model).
@@ -84,7 +74,7 @@ class MeasureSettings:
         version, ops = METHODS[self.sample_eviction]
         if self.sample_eviction != "network":
             ops += f", at least {OP_BURST} samples and {self.op_burst_us:g} us a round"
-        return f"litert-interleaved/{version} (ops: {ops}; models: steady bursts)"
+        return f"{PREFIX}{version} (ops: {ops}; models: steady bursts)"
 
     def stable(self, round_values: list[float]) -> bool:
         """Whether a model's estimate is known well enough to stop timing it."""
@@ -271,14 +261,6 @@ class HostDevice:
             if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
                 active = [] if rounds >= s.max_rounds else [i for i in active if not s.stable(per_round[i])]
         return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
-
-
-def sample_eviction_of(version: str) -> str | None:
-    """The ``sample_eviction`` of a method version ("v9") or of a measurement's provenance
-    method ("litert-interleaved/v9 (...)"); None for other versions and for phones' methods, so a
-    LUT's method decides how the models that validate it are compared with its ops."""
-    version = version.removeprefix("litert-interleaved/").split(" ")[0]
-    return next((key for key, (v, _) in METHODS.items() if v == version), None)
 
 
 @cache
