@@ -218,18 +218,18 @@ def test_profile_into_other_provenance(run_cli, run_copy, tiny_tflite, edit_prov
 
 def test_op_method_reaches_the_device_and_validate_takes_the_luts(run_cli, run_copy, tiny_tflite, edit_provenance,
                                                                  tmp_path):
-    """``--op-method v9`` times ops another way, so a v6 run refuses it; validating a v9 LUT
-    measures with the LUT's method without being told."""
-    assert_one_line_error(run_cli("profile", "--models", tiny_tflite, "--op-method", "v9", "-o", run_copy),
+    """``--op-method v6`` times ops another way, so a run of the default (v9) refuses it;
+    validating a v6 LUT measures with the LUT's method without being told."""
+    assert_one_line_error(run_cli("profile", "--models", tiny_tflite, "--op-method", "v6", "-o", run_copy),
                           "provenance", "method")
-    v9 = HostDevice(MeasureSettings(sample_eviction="network")).provenance().method
-    edit_provenance(run_copy, method=v9)
-    lut = tmp_path / "v9.json"
+    v6 = HostDevice(MeasureSettings(sample_eviction="l2")).provenance().method
+    edit_provenance(run_copy, method=v6)
+    lut = tmp_path / "v6.json"
     assert run_cli("lut", "build", run_copy, "-o", lut).returncode == 0
     result = run_cli("validate", "--lut", lut, "--models", tiny_tflite, "--settle-timeout", "0",
                      "-o", tmp_path / "val", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "val" / "device.json").read_text())["provenance"]["method"] == v9
+    assert json.loads((tmp_path / "val" / "device.json").read_text())["provenance"]["method"] == v6
 
 
 def test_measure_good_then_truncated_tflite(run_cli, model_cache, tiny_run, truncated_tflite):

@@ -48,11 +48,13 @@ class MeasureSettings:
     # ``stable_pct`` (or measurement.STABLE_FLOOR_US, for ops of a few microseconds), up to ``max_rounds``.
     max_rounds: int = 20
     stable_pct: float = 2.0
-    # The state an op is timed in: bursts with "l2" (v6, the default), no cache ("none", v7) or
-    # every cache ("llc", v8) evicted before each sample, or "network" (v9: single invokes with the
-    # weights in memory, see Loaded.network_samples); the others are kept to measure what the
-    # choice does (bench/op_timing_context.py; docs/host-measurement.md has what they gave).
-    sample_eviction: str = "l2"
+    # The state an op is timed in: "network" (v9, the default: single invokes with the weights in
+    # memory, as a network of 5 ms and more streams them, see Loaded.network_samples), or bursts
+    # with "l2" (v6), no cache ("none", v7) or every cache ("llc", v8) evicted before each sample.
+    # v6 was the default until day 9: on days 7-9 its sums ran 9-22% under whole networks where
+    # v9's were within -1.5..+4% on average; the others are kept to measure what the choice does
+    # (bench/op_timing_context.py; docs/host-measurement.md has what they gave).
+    sample_eviction: str = "network"
     # v6-v8: an op's burst lasts at least this long.  After a cache eviction an op of 1-3 us takes
     # some 8 samples to reach its steady time (the first runs 2.5x slower): a median of 5 samples
     # fell inside that transient, about 30% slow and jittery (bench/burst_length.py).  0: 5 samples.
@@ -177,15 +179,16 @@ class HostDevice:
         """Time single-op microbenchmarks as their op runs inside a whole model.
 
         Inside a model an op runs once per inference after the other ops, which push its
-        weights out of the core's own caches, while its input was just written.  Timing one op
-        back to back keeps all of it in L1/L2 and undershoots whole models by a third here.  So
-        each round first evicts every cache (reading a buffer twice the last-level cache), runs
-        the op once untimed, then times a burst (at least ``OP_BURST`` samples and
-        ``op_burst_us`` of the op) in which every sample first evicts L2 (a buffer twice its
-        size) and writes the inputs; the round's value is the burst's median (method v6).
-        ``MeasureSettings.sample_eviction`` keeps the alternatives to measure the choice with
-        (v7: no eviction per sample; v8: all caches; v9: the weights in memory, activations and
-        code warm, :meth:`Loaded.network_samples`); docs/host-measurement.md has what they gave.
+        weights out of the core's own caches, while its input was just written; a network of
+        5 ms and more streams its weights from memory from one inference to the next
+        (bench/network_cache_state.py).  Timing one op back to back keeps all of it in L1/L2 and
+        undershoots whole models by a third here.  So each round times single invokes, each
+        after every cache is evicted (a buffer twice the last-level cache), the outputs written,
+        L2 evicted, a twin interpreter of the same file run (code warm, weights not) and the
+        inputs written; the round's value is the fastest (method v9, :meth:`Loaded.network_samples`).
+        ``MeasureSettings.sample_eviction`` keeps the alternatives to measure the choice with:
+        bursts after evicting every cache, with L2 (v6, the default until day 9), nothing (v7)
+        or every cache (v8) evicted before each sample; docs/host-measurement.md has what they gave.
         """
         return self._measure(models, evict=True, progress=progress)
 
