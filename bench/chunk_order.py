@@ -21,7 +21,7 @@ import numpy as np
 from latprof.convert import ModelCache, default_cache_dir, ensure_models
 from latprof.devices import HostDevice
 from latprof.devices.host import MeasureSettings
-from latprof.host_methods import VERSIONS, sample_eviction_of
+from latprof.host_methods import DEFAULT_VERSION, VERSIONS, sample_eviction_of
 from latprof.network import Network
 from latprof.profiling import CHUNK, OVERHEAD_SPEC, measuring_order
 from latprof.space import get_space
@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--op-method", choices=VERSIONS, default="v9")
+    parser.add_argument("--op-method", choices=VERSIONS, default=DEFAULT_VERSION)
     args = parser.parse_args()
 
     cache = ModelCache(default_cache_dir())

@@ -23,7 +23,7 @@ import pandas as pd
 from latprof.convert import ModelCache, default_cache_dir, ensure_architectures
 from latprof.devices import HostDevice
 from latprof.devices.host import MeasureSettings
-from latprof.host_methods import VERSIONS, sample_eviction_of
+from latprof.host_methods import DEFAULT_VERSION, VERSIONS, sample_eviction_of
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.profiling import profile
@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--validate", type=int, default=50)
     parser.add_argument("--others", type=int, default=30)
-    parser.add_argument("--op-method", choices=VERSIONS, default="v9")
+    parser.add_argument("--op-method", choices=VERSIONS, default=DEFAULT_VERSION)
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-accuracy"))
     args = parser.parse_args()
 

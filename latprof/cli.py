@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from latprof.errors import LatprofError
-from latprof.host_methods import VERSIONS, sample_eviction_of
+from latprof.host_methods import DEFAULT_EVICTION, DEFAULT_VERSION, VERSIONS, sample_eviction_of
 
 
 class _Group(click.Group):
@@ -106,7 +106,7 @@ class DeviceChoice:
 
         settings = MeasureSettings(threads=self.threads or threads or 1, delegate=self.delegate or delegate or "xnnpack",
                                    dtype=self.dtype or dtype or "float32",
-                                   sample_eviction=sample_eviction_of(self.op_method or method or "") or "network")
+                                   sample_eviction=sample_eviction_of(self.op_method or method or "") or DEFAULT_EVICTION)
         phone = PhoneSettings(**{f.name: getattr(self, f.name) for f in fields(PhoneSettings) if hasattr(self, f.name)})
         names = list(self.serials) or [self.device]
         return get_device(names, settings, self.benchmark_binary, phone, self.reconnect_timeout)
@@ -130,9 +130,10 @@ _device_options = [
     click.option("--dtype", type=click.Choice(["float32", "int8"]),
                  help="Microbenchmarks in fp32 or int8 (post-training quantized) [default: float32]."),
     click.option("--op-method", type=click.Choice(VERSIONS),
-                 help="Host: the state ops are timed in. v9 (the default) fetches an op's weights from memory as "
-                      "a whole network does, v6 keeps them in the last-level cache; v7/v8 are kept to compare "
-                      "(docs/host-measurement.md). Data of two methods never mix [default: v9, or the LUT's]."),
+                 help="Host: the state ops are timed in. v9 fetches an op's weights from memory as a whole network "
+                      "does, v6 keeps them in the last-level cache; v7/v8 are kept to compare "
+                      f"(docs/host-measurement.md). Data of two methods never mix [default: {DEFAULT_VERSION}, "
+                      "or the LUT's]."),
     click.option("--benchmark-binary", type=click.Path(dir_okay=False),
                  help="Phones: LiteRT's benchmark_model built for the phone's ABI."),
     click.option("--warmup-runs", default=10, show_default=True, type=click.IntRange(1),

@@ -16,6 +16,10 @@ METHODS = {
     "llc": ("v8", "samples with all caches evicted and inputs written"),
 }
 VERSIONS = sorted(version for version, _ in METHODS.values())
+# The default since day 9: on days 7-9 v9's op sums were within -1.5..+4% of whole networks on
+# average, v6's 9-22% under them (docs/host-measurement.md).
+DEFAULT_EVICTION = "network"
+DEFAULT_VERSION = METHODS[DEFAULT_EVICTION][0]
 
 
 def sample_eviction_of(method: str) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from latprof.errors import LatprofError
-from latprof.host_methods import METHODS, NETWORK_SAMPLES, PREFIX
+from latprof.host_methods import DEFAULT_EVICTION, METHODS, NETWORK_SAMPLES, PREFIX
 from latprof.measurement import Provenance, Timing, known_within, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 
@@ -50,11 +50,10 @@ class MeasureSettings:
     stable_pct: float = 2.0
     # The state an op is timed in: "network" (v9, the default: single invokes with the weights in
     # memory, as a network of 5 ms and more streams them, see Loaded.network_samples), or bursts
-    # with "l2" (v6), no cache ("none", v7) or every cache ("llc", v8) evicted before each sample.
-    # v6 was the default until day 9: on days 7-9 its sums ran 9-22% under whole networks where
-    # v9's were within -1.5..+4% on average; the others are kept to measure what the choice does
+    # with "l2" (v6, the default until day 9), no cache ("none", v7) or every cache ("llc", v8)
+    # evicted before each sample; the others are kept to measure what the choice does
     # (bench/op_timing_context.py; docs/host-measurement.md has what they gave).
-    sample_eviction: str = "network"
+    sample_eviction: str = DEFAULT_EVICTION
     # v6-v8: an op's burst lasts at least this long.  After a cache eviction an op of 1-3 us takes
     # some 8 samples to reach its steady time (the first runs 2.5x slower): a median of 5 samples
     # fell inside that transient, about 30% slow and jittery (bench/burst_length.py).  0: 5 samples.
