@@ -130,8 +130,9 @@ _device_options = [
     click.option("--dtype", type=click.Choice(["float32", "int8"]),
                  help="Microbenchmarks in fp32 or int8 (post-training quantized) [default: float32]."),
     click.option("--op-method", type=click.Choice(VERSIONS),
-                 help="Host: the state ops are timed in. v9 fetches an op's weights from memory as a whole network "
-                      "does, v6 keeps them in the last-level cache; v7/v8 are kept to compare "
+                 help="Host: how ops are timed. v10 times them inside whole networks (LiteRT's profiler; profiles "
+                      "--sample and --models networks); v9 times microbenchmarks with the weights in memory as a "
+                      "whole network has them, v6 with them in the last-level cache; v7/v8 are kept to compare "
                       f"(docs/host-measurement.md). Data of two methods never mix [default: {DEFAULT_VERSION}, "
                       "or the LUT's]."),
     click.option("--benchmark-binary", type=click.Path(dir_okay=False),
@@ -231,15 +232,41 @@ def profile(model_files, target, space_name, sample, seed, whole_space, kernels,
         specs += list(decompose(model).ops)
     request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "kernels": kernels,
                "models": list(models)}
-    if adaptive:
-        _adaptive(specs, budget, rounds, check_ops, seed, target.make(), run_dir, request, as_json)
+    device = target.make()
+    if getattr(device, "in_networks", False):
+        if whole_space or kernels or adaptive:
+            raise LatprofError("--op-method v10 times ops inside whole networks (--sample N, --models); --all, "
+                               "--kernels and --adaptive time single ops: use --op-method v9 for those")
+        _profile_networks(space.sample_many(sample, seed) if sample else [], models, device, run_dir, request, as_json)
         return
-    summary = run_profile(specs, target.make(), run_dir, _cache(), request, _progress())
+    if adaptive:
+        _adaptive(specs, budget, rounds, check_ops, seed, device, run_dir, request, as_json)
+        return
+    summary = run_profile(specs, device, run_dir, _cache(), request, _progress())
     lines = [f"profiled {summary.requested} op specs into {summary.run_dir}: {summary.measured_now} measured now, "
              f"{summary.already_measured} already there ({summary.seconds} s)"]
     if summary.unsupported:
         lines.append(f"{len(summary.unsupported)} ops have no microbenchmark generator and were not measured:")
         lines += [f"  {reason}" for reason in summary.unsupported.values()]  # each names its op key
+    _emit(summary.to_dict(), as_json, "\n".join(lines))
+
+
+def _profile_networks(archs, models, device, run_dir, request, as_json) -> None:
+    """``profile`` with the host's method v10: the sampled architectures (converted once) and the
+    model files, profiled whole."""
+    from latprof.convert import ensure_architectures
+    from latprof.profiling import profile_networks
+
+    progress = _progress()
+    networks = {text: Path(path) for text, path in ensure_architectures(
+        archs, device.provenance().dtype, _cache(), progress=lambda done: progress("convert", done, len(archs))).items()}
+    networks.update({str(model): Path(model) for model in models})
+    summary = profile_networks(networks, device, run_dir, _cache(), request, progress)
+    lines = [f"profiled the ops of {summary.requested} networks inside them into {summary.run_dir}: "
+             f"{summary.measured_now} measured now, {summary.already_measured} already there ({summary.seconds} s)"]
+    if summary.unsupported:
+        lines.append(f"{len(summary.unsupported)} networks could not be profiled op by op:")
+        lines += [f"  {reason}" for reason in summary.unsupported.values()]  # each names its model
     _emit(summary.to_dict(), as_json, "\n".join(lines))
 
 

@@ -19,7 +19,7 @@ from latprof.errors import LatprofError
 from latprof.jsonl import write_json
 from latprof.measurement import STABLE_FLOOR_US, Provenance, known_within
 from latprof.ops import OpSpec
-from latprof.profiling import OVERHEAD_SPEC, read_run
+from latprof.profiling import OVERHEAD_SPEC, RESIDUAL_KEY, read_run
 from latprof.reference import read_references, reference_spread_pct
 
 FORMAT, VERSION = "latprof-lut", 1
@@ -123,7 +123,12 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     """Merge run folders into one LUT; refuses runs whose provenance differs unless told.
 
     An op measured in several runs gets the median of its latencies; so do the overhead and each
-    reference network.
+    reference network.  Ops timed inside networks (host method v10) are shares of a network, not
+    microbenchmarks that each paid an invoke: their rows get the overhead added, so that every row
+    means the same (an op run alone: the invoke plus the op) and a network is the overhead plus
+    each row less it.  There the overhead is the median of what each network took beyond the sum
+    of its ops, and at least one invoke (the tiny model, timed whole): the profiler's per-op
+    times can add up to more than a network of a few small ops takes.
     """
     if not run_dirs:
         raise LatprofError("no run folders given")
@@ -144,8 +149,16 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     if not frames:
         raise LatprofError(f"no measurements in {', '.join(map(str, run_dirs))}; run 'latprof profile' first")
     data = pd.concat(frames, ignore_index=True)
-    overhead = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
-    if overhead.empty:
+    invoke = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
+    overhead = float(invoke.median()) if len(invoke) else 0.0
+    residual = data["key"] == RESIDUAL_KEY
+    if residual.any():  # ops timed inside networks: a network costs its ops and at least one invoke
+        overhead = max(overhead, float(data.loc[residual, "latency_us"].median()))
+        shares = data["network"].notna() & ~residual
+        for column in ("latency_us", "median_us", "p5_us", "p95_us"):
+            data.loc[shares, column] = data.loc[shares, column] + overhead
+        data = data[~residual]
+    if overhead <= 0:
         raise LatprofError("the runs hold no overhead measurement; re-run 'latprof profile' on them")
     aggregates = dict(op=("op", "first"), latency_us=("latency_us", "median"), median_us=("median_us", "median"),
                       p5_us=("p5_us", "min"), p95_us=("p95_us", "max"), runs=("runs", "sum"))
@@ -156,6 +169,6 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
             aggregates[UNCERTAINTY] = (UNCERTAINTY, "max")  # the least sure of its runs
     table = data.groupby("key").agg(**aggregates)
     reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
-    return LUT(provenance, table, float(overhead.median()), [str(Path(d)) for d in run_dirs], mixed,
+    return LUT(provenance, table, overhead, [str(Path(d)) for d in run_dirs], mixed,
                reference_us={target: round(float(latency), 3) for target, latency in reference.items()},
                reference_spread_pct=reference_spread_pct(references))

@@ -85,12 +85,14 @@ class Timing:
     conditions: dict = field(default_factory=dict, compare=False)  # e.g. a phone's temperature and clocks
 
     @classmethod
-    def from_rounds(cls, round_values_us, samples_us, quantile: float) -> Timing:
+    def from_rounds(cls, round_values_us, samples_us, quantile: float, positive: bool = True) -> Timing:
         """``latency_us`` is the ``quantile`` of the per-round values (the latency when the core
         is not contended); median and p5/p95 describe all invocations, contention included.  The
-        conditions say over how many rounds, and how sure the estimate is (``uncertainty_us``)."""
+        conditions say over how many rounds, and how sure the estimate is (``uncertainty_us``).
+        Without ``positive``, zero is a valid sample: a profiler's whole-microsecond time of an
+        op inside a network can be."""
         rounds, values = np.asarray(round_values_us, dtype=float), np.asarray(samples_us, dtype=float)
-        if values.size == 0 or not np.all(np.isfinite(values)) or values.min() <= 0:
+        if values.size == 0 or not np.all(np.isfinite(values)) or values.min() < 0 or (positive and values.min() == 0):
             raise LatprofError("no valid timing samples (empty, zero or non-finite): refusing to record")
         p5, med, p95 = np.percentile(values, [5, 50, 95])
         conditions = {"rounds": int(rounds.size), "uncertainty_us": round(quantile_uncertainty_us(rounds, quantile), 3)}
@@ -101,3 +103,17 @@ class Timing:
         if not data["conditions"]:
             del data["conditions"]
         return data
+
+
+@dataclass(frozen=True)
+class NetworkProfile:
+    """A network timed whole, and each of its ops inside it (host method v10), in op order."""
+
+    model: str
+    latency: Timing
+    ops: list[Timing]
+
+    @property
+    def residual_us(self) -> float:
+        """What the network takes beyond the sum of its ops: the cost of invoking it."""
+        return self.latency.latency_us - sum(op.latency_us for op in self.ops)

@@ -1,7 +1,9 @@
 """Profiling runs: measure op specs on a device into a run folder that survives interruption.
 
 A run folder holds ``run.json`` (provenance and what was asked for), ``measurements.jsonl``
-(one line per measured op, appended and flushed as soon as a chunk of ops is timed) and
+(one line per measured op, appended and flushed as soon as a chunk of ops is timed; with the
+host's method v10, one line per op of each network profiled, and one with the network's
+residual, see :func:`profile_networks`) and
 ``reference.jsonl`` (the reference networks timed after each profiling call, which record the
 state the device was in: see ``latprof.reference``).  Running
 the same command again measures only what is missing; a folder measured with other provenance
@@ -29,6 +31,11 @@ RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
 # microbenchmark pays once and a whole model pays once in all.
 OVERHEAD_SPEC = OpSpec("ADD", ((4, 4, 8), (4, 4, 8)), (4, 4, 8))
 CHUNK = 128  # ops measured between two appends to the results file: what a kill can lose
+# Method v10: networks profiled between two appends.  A chunk's networks are timed in the same
+# rounds, so their ops share one stretch of the host's time (about a minute for 32 networks; each holds some 150 MB loaded).
+NETWORK_CHUNK = 32
+# The line of a profiled network that holds what it takes beyond the sum of its ops (the invoke).
+RESIDUAL_KEY = "network-residual"
 
 
 def measuring_order(specs: list[OpSpec]) -> list[OpSpec]:
@@ -55,6 +62,7 @@ class ProfileSummary:
     already_measured: int
     unsupported: dict[str, str]
     seconds: float
+    unit: str = "op specs"  # what requested/measured count: op specs, or networks (method v10)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -75,18 +83,23 @@ def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
     return run, records
 
 
-def _open_run(run_dir: Path, provenance: Provenance) -> set[str]:
-    """Create or re-open a run folder; returns the keys already measured there."""
+def _open_run(run_dir: Path, provenance: Provenance, request: dict | None, requested: int) -> list[dict]:
+    """Create or re-open a run folder, noting the request; returns the records already there."""
+    records = []
     if (run_dir / RUN_FILE).is_file():
         run, records = read_run(run_dir)
         Provenance.from_dict(run["provenance"]).require_same(provenance, str(run_dir), "profile into a new folder")
-        return {r["key"] for r in records}
-    if run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(run_dir.iterdir()):
         raise LatprofError(f"{run_dir} exists and is not a latprof run folder; choose another -o")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / RUN_FILE, {"format": "latprof-run", "version": 1, "provenance": provenance.to_dict(),
-                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "requests": []})
-    return set()
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / RUN_FILE, {"format": "latprof-run", "version": 1, "provenance": provenance.to_dict(),
+                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "requests": []})
+    if request is not None:
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        run["requests"].append({**request, "specs": requested})
+        write_json(run_dir / RUN_FILE, run, indent=1)
+    return records
 
 
 def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache, request: dict | None = None,
@@ -98,14 +111,10 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
     start = time.time()
     run_dir = Path(run_dir)
     provenance = device.provenance()
-    done = _open_run(run_dir, provenance)
     wanted = list(dict.fromkeys([OVERHEAD_SPEC, *specs]))
+    done = {r["key"] for r in _open_run(run_dir, provenance, request, len(wanted))}
     todo = [spec for spec in wanted if spec.key not in done]
     already = len(wanted) - len(todo)
-    if request is not None:
-        run = json.loads((run_dir / RUN_FILE).read_text())
-        run["requests"].append({**request, "specs": len(wanted)})
-        write_json(run_dir / RUN_FILE, run, indent=1)
 
     unsupported = ensure_models(todo, provenance.dtype, cache,
                                 progress=lambda done: progress("convert", done, len(todo)))
@@ -122,6 +131,59 @@ def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache,
         record_references(run_dir, device, cache, provenance.dtype)
     return ProfileSummary(str(run_dir), len(wanted), measured, already,
                           {spec.key: reason for spec, reason in unsupported.items()}, round(time.time() - start, 1))
+
+
+def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache: ModelCache,
+                     request: dict | None = None,
+                     progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
+                     record_state: bool = True) -> ProfileSummary:
+    """Profile whole networks (name -> .tflite) not yet in ``run_dir``: each op's time inside its
+    network and the network's residual (host method v10, ``HostDevice.profile_networks``).
+
+    Each op of a network gets a line (``network`` names it), so an op found in several
+    networks has a time from each and the LUT keeps their median; one more line per network
+    (key ``RESIDUAL_KEY``) holds what the network took beyond the sum of its ops, from which the
+    LUT's invoke overhead comes, and the run's first line the tiny overhead model timed whole (the
+    least that overhead can be).  Networks are timed in chunks, a chunk's lines appended when it
+    is done; a re-run profiles the networks that have no lines yet."""
+    from latprof.tflite_file import decompose
+
+    start = time.time()
+    run_dir = Path(run_dir)
+    provenance = device.provenance()
+    records = _open_run(run_dir, provenance, request, len(models))
+    if OVERHEAD_SPEC.key not in {r["key"] for r in records}:  # one invoke, the least a network costs
+        ensure_models([OVERHEAD_SPEC], provenance.dtype, cache)
+        (invoke,) = device.measure_models([cache.path(OVERHEAD_SPEC, provenance.dtype)])
+        append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(OVERHEAD_SPEC, invoke)])
+    done = {r.get("network") for r in records}
+    todo = sorted((name for name in models if name not in done),
+                  key=lambda name: hashlib.blake2b(name.encode(), digest_size=8).digest())
+    failed: dict[str, str] = {}
+    for first in range(0, len(todo), NETWORK_CHUNK):
+        chunk = todo[first:first + NETWORK_CHUNK]
+        ops = [list(decompose(models[name]).ops) for name in chunk]
+        profiles, unsupported = device.profile_networks(
+            [models[name] for name in chunk], ops,
+            progress=lambda done, base=first: progress("measure", base + done, len(todo)))
+        names = {str(models[name]): name for name in chunk}
+        failed.update({names[model]: reason for model, reason in unsupported.items()})
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        records = []
+        for network in profiles:
+            name = names[network.model]
+            network_ops = ops[chunk.index(name)]
+            records += [{"key": spec.key, "op": spec.op, **timing.to_dict(), "network": name, "time": stamp}
+                        for spec, timing in zip(network_ops, network.ops)]
+            records.append({"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": round(network.residual_us, 3),
+                            "network_us": network.latency.latency_us, "network": name, "time": stamp})
+        append_jsonl(run_dir / MEASUREMENTS_FILE, records)
+        progress("measure", first + len(chunk), len(todo))
+    measured = len(todo) - len(failed)
+    if measured and record_state:
+        record_references(run_dir, device, cache, provenance.dtype)
+    return ProfileSummary(str(run_dir), len(models), measured, len(models) - len(todo), failed,
+                          round(time.time() - start, 1), unit="networks")
 
 
 def _record(spec: OpSpec, timing: Timing) -> dict:

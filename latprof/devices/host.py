@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import version
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from latprof.errors import LatprofError
-from latprof.host_methods import DEFAULT_EVICTION, METHODS, NETWORK_SAMPLES, PREFIX
-from latprof.measurement import Provenance, Timing, known_within, quantile_uncertainty_us
+from latprof.host_methods import DEFAULT_EVICTION, IN_NETWORK, METHODS, NETWORK_SAMPLES, PREFIX
+from latprof.measurement import NetworkProfile, Provenance, Timing, known_within, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 
 DELEGATES = ("xnnpack", "none")
@@ -31,6 +32,7 @@ CHUNK = 256  # interpreters held at once; also the models whose rounds interleav
 # or this much of a whole model).
 OP_BURST = 5
 MODEL_BURST, MODEL_BURST_US = 3, 2000.0
+PROFILED_RUNS = 3  # v10: profiled runs of a network a round; an op's round value is their mean
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class MeasureSettings:
     def method(self) -> str:
         """How ops and models are timed, as provenance: data of two methods must not mix."""
         version, ops = METHODS[self.sample_eviction]
-        if self.sample_eviction != "network":
+        if self.sample_eviction not in ("network", IN_NETWORK):
             ops += f", at least {OP_BURST} samples and {self.op_burst_us:g} us a round"
         return f"{PREFIX}{version} (ops: {ops}; models: steady bursts)"
 
@@ -86,7 +88,7 @@ class MeasureSettings:
     def sample_eviction_bytes(self) -> int:
         """The buffer read before each op sample: twice L2, twice the last level, or none (v9 reads
         both)."""
-        return {"none": 0, "l2": eviction_bytes(level=2), "llc": eviction_bytes(),
+        return {"none": 0, "l2": eviction_bytes(level=2), "llc": eviction_bytes(), IN_NETWORK: 0,
                 "network": eviction_bytes() + eviction_bytes(level=2)}[self.sample_eviction]
 
 
@@ -99,6 +101,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@cache
+def _profiler_sha256() -> str:
+    from latprof.litert_profiler import library_sha256
+
+    return library_sha256()
 
 
 @cache
@@ -121,8 +130,14 @@ class HostDevice:
         # Pin to the last cores: the first core takes most interrupts and housekeeping.
         self.cores = available[-settings.threads:]
 
+    @property
+    def in_networks(self) -> bool:
+        """Whether ops are timed inside whole networks (method v10): see :meth:`profile_networks`."""
+        return self.settings.sample_eviction == IN_NETWORK
+
     def provenance(self) -> Provenance:
         s = self.settings
+        details = {"profiler_sha256": _profiler_sha256()} if self.in_networks else {}
         return Provenance(
             device="host", hardware=f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cpus)",
             runtime=f"ai-edge-litert {version('ai-edge-litert')}", binary_sha256=_runtime_sha256(),
@@ -131,7 +146,7 @@ class HostDevice:
                      "converter": f"tensorflow {version('tensorflow')}", "python": platform.python_version(),
                      "warmup_runs": s.warmup_runs, "rounds": s.rounds, "min_seconds": s.min_seconds,
                      "quantile": s.quantile, "max_rounds": s.max_rounds, "stable_pct": s.stable_pct,
-                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": s.sample_eviction_bytes})
+                     "eviction_bytes": eviction_bytes(), "sample_eviction_bytes": s.sample_eviction_bytes, **details})
 
     def load(self, model: Path, twin: bool = False) -> Loaded:
         """An interpreter of ``model`` with its inputs, warmed up: what the timing loops run, and
@@ -189,7 +204,88 @@ class HostDevice:
         bursts after evicting every cache, with L2 (v6, the default until day 9), nothing (v7)
         or every cache (v8) evicted before each sample; docs/host-measurement.md has what they gave.
         """
+        if self.in_networks:
+            raise LatprofError("method v10 times ops inside whole networks, not as microbenchmarks: profile "
+                               "networks (--sample N, --models), or time single ops with --op-method v9")
         return self._measure(models, evict=True, progress=progress)
+
+    def profile_networks(self, models: list[Path], ops: list, progress=lambda done: None
+                         ) -> tuple[list[NetworkProfile], dict[str, str]]:
+        """Each op's time inside its network (method v10), and each network's latency end to end;
+        and, for the networks that cannot be profiled so, why not.
+
+        An op's time as a microbenchmark is not its time inside a network: there its weights and
+        input sit wherever the ops before it left them, and no cache state a microbenchmark can set
+        up from Python matches that for every op (docs/host-measurement.md, days 5-9).  So the
+        networks themselves are run, compiled by LiteRT with its profiler on, and XNNPACK's own time
+        for each operator is its op's (``latprof.attribution``).  In the same rounds, each network
+        is timed whole with the interpreter, as :meth:`measure_models` times it: what it takes
+        beyond the sum of its ops is the invoke's cost (``NetworkProfile.residual_us``).
+        ``ops[i]`` are the ops of ``models[i]`` in execution order."""
+        from latprof.attribution import attribute
+        from latprof.litert_profiler import ProfiledModel
+
+        s = self.settings
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, self.cores)
+        profiles: list[NetworkProfile] = []
+        failed: dict[str, str] = {}
+        try:
+            for start in range(0, len(models), CHUNK):
+                chunk, chunk_ops, profiled = [], [], []
+                for model, model_ops in zip(models[start:start + CHUNK], ops[start:start + CHUNK]):
+                    try:  # a model the profiler cannot split into its ops is reported, not fatal
+                        candidate = ProfiledModel(Path(model), s.threads)
+                        profiled.append(candidate)
+                        candidate.run()
+                        attribute(model_ops, candidate.operator_times(1)[0], str(model))
+                    except LatprofError as exc:
+                        failed[str(model)] = str(exc)
+                        continue
+                    chunk.append(Path(model))
+                    chunk_ops.append(model_ops)
+                try:
+                    loaded = [self.load(m) for m in chunk]
+                    per_round = self._profiled_rounds(loaded, [p for p in profiled if p.path in chunk], chunk_ops,
+                                                      attribute)
+                finally:
+                    for model in profiled:
+                        model.close()
+                for model, (whole, whole_samples, op_rounds) in zip(chunk, per_round):
+                    op_timings = [Timing.from_rounds(values, values, s.quantile, positive=False) for values in op_rounds]
+                    profiles.append(NetworkProfile(str(model), Timing.from_rounds(whole, whole_samples, s.quantile),
+                                                   op_timings))
+                progress(len(profiles) + len(failed))
+            return profiles, failed
+        finally:
+            os.sched_setaffinity(0, previous)
+
+    def _profiled_rounds(self, loaded: list[Loaded], profiled: list, ops: list, attribute) -> list[tuple]:
+        """Rounds over the networks (as :meth:`_interleave` runs them); in each, a network is timed
+        whole (a steady burst, as measure_models) and then profiled for PROFILED_RUNS runs, the
+        first run after the burst left untimed.  A network goes on while its whole time or the
+        sum of its ops is unsure.  Per network: the whole time's round values and samples, and
+        per op its round values (the mean over the profiled runs)."""
+        s = self.settings
+        bursts = [self.burst(m, ops=False) for m in loaded]
+        whole: list[list[float]] = [[] for _ in loaded]
+        samples: list[list[float]] = [[] for _ in loaded]
+        op_rounds = [[[] for _ in network_ops] for network_ops in ops]
+        sums: list[list[float]] = [[] for _ in loaded]
+
+        def time_one(index: int) -> None:
+            burst = loaded[index].round_samples(bursts[index], None, None)
+            whole[index].append(float(np.median(burst)))
+            samples[index] += burst
+            profiled[index].run()
+            means = np.mean([attribute(ops[index], run, str(profiled[index].path))
+                             for run in profiled[index].operator_times(PROFILED_RUNS)], axis=0)
+            for values, mean in zip(op_rounds[index], means):
+                values.append(float(mean))
+            sums[index].append(float(means.sum()))
+
+        self._interleave(len(loaded), time_one, lambda index: not (s.stable(whole[index]) and s.stable(sums[index])))
+        return list(zip(whole, samples, op_rounds))
 
     def measure_models(self, models: list[str | Path], progress=lambda done: None, fresh: bool = False) -> list[Timing]:
         """Time whole models end to end in steady state (back-to-back inferences), as
@@ -237,6 +333,24 @@ class HostDevice:
         least, target_us = (OP_BURST, self.settings.op_burst_us) if ops else (MODEL_BURST, MODEL_BURST_US)
         return max(least, int(1000 * target_us / max(1, model.fastest_ns())))
 
+    def _interleave(self, count: int, time_one: Callable[[int], None], unsure: Callable[[int], bool]) -> None:
+        """Round after round over ``count`` models, each in turn in random order (``time_one``).
+
+        Contention comes in spells of seconds: keep going until ``rounds`` rounds span
+        ``min_seconds``, then only with the models whose estimate is still ``unsure``, up to
+        ``max_rounds``."""
+        s = self.settings
+        active = list(range(count))
+        rng = np.random.default_rng(0)
+        start, rounds = time.perf_counter(), 0
+        while active:
+            rounds += 1
+            rng.shuffle(active)
+            for index in active:
+                time_one(index)
+            if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
+                active = [] if rounds >= s.max_rounds else [i for i in active if unsure(i)]
+
     def _rounds(self, loaded: list[Loaded], evict: bool) -> list[Timing]:
         s = self.settings
         sweep, sample_sweep = self.sweeps(evict)
@@ -244,24 +358,17 @@ class HostDevice:
         bursts = [0 if network else self.burst(m, evict) for m in loaded]
         per_round: list[list[float]] = [[] for _ in loaded]
         samples: list[list[float]] = [[] for _ in loaded]
-        active = list(range(len(loaded)))
-        rng = np.random.default_rng(0)
-        start, rounds = time.perf_counter(), 0
-        # Contention comes in spells of seconds: keep going until the rounds span min_seconds, then
-        # while a model's estimate is not yet stable (only that model goes on).
-        while active:
-            rounds += 1
-            rng.shuffle(active)
-            for index in active:
-                if network:
-                    burst = loaded[index].network_samples(NETWORK_SAMPLES, sweep, sample_sweep)
-                    per_round[index].append(min(burst))
-                else:
-                    burst = loaded[index].round_samples(bursts[index], sweep, sample_sweep)
-                    per_round[index].append(float(np.median(burst)))
-                samples[index] += burst
-            if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
-                active = [] if rounds >= s.max_rounds else [i for i in active if not s.stable(per_round[i])]
+
+        def time_one(index: int) -> None:
+            if network:
+                burst = loaded[index].network_samples(NETWORK_SAMPLES, sweep, sample_sweep)
+                per_round[index].append(min(burst))
+            else:
+                burst = loaded[index].round_samples(bursts[index], sweep, sample_sweep)
+                per_round[index].append(float(np.median(burst)))
+            samples[index] += burst
+
+        self._interleave(len(loaded), time_one, lambda index: not s.stable(per_round[index]))
         return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
 
 

@@ -1,0 +1,68 @@
+"""Which of a model's ops each operator the runtime profiled belongs to.
+
+XNNPACK turns each TFLite op of a model into one operator, in the model's order, with names of
+its own ("Fully Connected (NC, F32) GEMM" for a 1x1 CONV_2D, "Sigmoid (NC)" for LOGISTIC), plus
+helpers that have no op of their own (the "Static Reshape (NC)" in front of a FULLY_CONNECTED that
+reads a 4-D tensor). An op's time inside the model is its operator's, with the helpers before it.
+"""
+
+from __future__ import annotations
+
+from latprof.errors import LatprofError
+from latprof.ops import OpSpec
+
+# What an op's operator is called, by the start of its name (XNNPACK's, or the op's own name when
+# the interpreter ran it).
+OPERATOR_NAMES = {
+    "CONV_2D": ("Convolution", "Fully Connected"),
+    "DEPTHWISE_CONV_2D": ("Convolution",),
+    "FULLY_CONNECTED": ("Fully Connected",),
+    "ADD": ("Add",),
+    "MUL": ("Multiply",),
+    "SUB": ("Subtract",),
+    "LOGISTIC": ("Sigmoid",),
+    "MEAN": ("Mean", "Global Average Pooling"),
+    "SOFTMAX": ("Softmax",),
+    "AVERAGE_POOL_2D": ("Average Pooling", "Global Average Pooling"),
+    "MAX_POOL_2D": ("Max Pooling",),
+    "HARD_SWISH": ("HardSwish",),
+    "RELU": ("Clamp",),
+    "RELU6": ("Clamp",),
+    "PAD": ("Constant Pad",),
+    "RESHAPE": ("Static Reshape", "Copy"),
+    "CONCATENATION": ("Concatenate",),
+}
+# Operators XNNPACK adds of its own: their time goes to the op they prepare.
+HELPERS = ("Static Reshape", "Copy", "Transpose")
+
+
+def matches(op: str, operator: str) -> bool:
+    """Whether ``operator`` can be op ``op``'s (unknown ops match an operator of their own name)."""
+    return operator.startswith(OPERATOR_NAMES.get(op, ())) or operator.upper().startswith(op)
+
+
+def attribute(ops: list[OpSpec] | tuple[OpSpec, ...], operators: list[tuple[str, float]], model: str = "model") -> list[float]:
+    """Each op's time (us), from one run's operators in the order they ran.
+
+    Raises a LatprofError naming the first op whose operator is not where it should be: a model
+    whose ops the runtime rewrote beyond these rules cannot be profiled this way."""
+    times, position = [], 0
+    for index, spec in enumerate(ops):
+        helpers = 0.0
+        while position < len(operators) and not matches(spec.op, operators[position][0]) \
+                and operators[position][0].startswith(HELPERS):
+            helpers += operators[position][1]
+            position += 1
+        if position >= len(operators) or not matches(spec.op, operators[position][0]):
+            found = operators[position][0] if position < len(operators) else "the end of the run"
+            raise LatprofError(f"{model}: op {index} ({spec.op}) ran as {found!r}, which is not its kind; its ops "
+                               "cannot be timed inside it (time them as microbenchmarks: --op-method v9)")
+        times.append(operators[position][1] + helpers)
+        position += 1
+    trailing = operators[position:]
+    if trailing and not all(name.startswith(HELPERS) for name, _ in trailing) or not ops:
+        raise LatprofError(f"{model}: the runtime ran {len(operators)} operators for {len(ops)} ops; its ops cannot be "
+                           "timed inside it (time them as microbenchmarks: --op-method v9)")
+    if trailing:
+        times[-1] += sum(time for _, time in trailing)
+    return times
