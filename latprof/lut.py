@@ -148,7 +148,17 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
         references += read_references(run_dir)
     if not frames:
         raise LatprofError(f"no measurements in {', '.join(map(str, run_dirs))}; run 'latprof profile' first")
-    data = pd.concat(frames, ignore_index=True)
+    table, overhead = table_from_records(pd.concat(frames, ignore_index=True))
+    reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
+    return LUT(provenance, table, overhead, [str(Path(d)) for d in run_dirs], mixed,
+               reference_us={target: round(float(latency), 3) for target, latency in reference.items()},
+               reference_spread_pct=reference_spread_pct(references))
+
+
+def table_from_records(data: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """A LUT's table (one row per op key) and its invoke overhead, from the measurement lines of
+    one or more runs (see :func:`build_lut` for what the rows and the overhead mean)."""
+    data = data.copy()
     invoke = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
     overhead = float(invoke.median()) if len(invoke) else 0.0
     residual = data["key"] == RESIDUAL_KEY
@@ -168,7 +178,4 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
         if data[UNCERTAINTY].notna().any():
             aggregates[UNCERTAINTY] = (UNCERTAINTY, "max")  # the least sure of its runs
     table = data.groupby("key").agg(**aggregates)
-    reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
-    return LUT(provenance, table, overhead, [str(Path(d)) for d in run_dirs], mixed,
-               reference_us={target: round(float(latency), 3) for target, latency in reference.items()},
-               reference_spread_pct=reference_spread_pct(references))
+    return table, overhead

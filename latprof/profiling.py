@@ -22,7 +22,7 @@ from pathlib import Path
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
-from latprof.measurement import Provenance, Timing
+from latprof.measurement import NetworkProfile, Provenance, Timing
 from latprof.ops import OpSpec
 from latprof.reference import record_references
 
@@ -169,14 +169,9 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
         names = {str(models[name]): name for name in chunk}
         failed.update({names[model]: reason for model, reason in unsupported.items()})
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        records = []
-        for network in profiles:
-            name = names[network.model]
-            network_ops = ops[chunk.index(name)]
-            records += [{"key": spec.key, "op": spec.op, **timing.to_dict(), "network": name, "time": stamp}
-                        for spec, timing in zip(network_ops, network.ops)]
-            records.append({"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": round(network.residual_us, 3),
-                            "network_us": network.latency.latency_us, "network": name, "time": stamp})
+        records = [line for network in profiles
+                   for line in network_records(names[network.model], ops[chunk.index(names[network.model])],
+                                               network, stamp)]
         append_jsonl(run_dir / MEASUREMENTS_FILE, records)
         progress("measure", first + len(chunk), len(todo))
     measured = len(todo) - len(failed)
@@ -184,6 +179,15 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
         record_references(run_dir, device, cache, provenance.dtype)
     return ProfileSummary(str(run_dir), len(models), measured, len(models) - len(todo), failed,
                           round(time.time() - start, 1), unit="networks")
+
+
+def network_records(name: str, ops: list[OpSpec], network: NetworkProfile, stamp: str) -> list[dict]:
+    """The measurement lines of one network profiled by v10: one per op (its share of the
+    network) and one (key ``RESIDUAL_KEY``) for what the network took beyond their sum."""
+    return [*({"key": spec.key, "op": spec.op, **timing.to_dict(), "network": name, "time": stamp}
+              for spec, timing in zip(ops, network.ops)),
+            {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": round(network.residual_us, 3),
+             "network_us": network.latency.latency_us, "network": name, "time": stamp}]
 
 
 def _record(spec: OpSpec, timing: Timing) -> dict:
