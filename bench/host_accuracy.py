@@ -30,7 +30,7 @@ from latprof.host_methods import DEFAULT_VERSION, VERSIONS, sample_eviction_of
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.predict import predict_ops
-from latprof.predictor import LatencyPredictor, lut_training_data
+from latprof.predictor import fit_predictor
 from latprof.profiling import profile, profile_networks
 from latprof.space import get_space
 from latprof.validate import validate
@@ -92,7 +92,7 @@ def main() -> None:
 def held_out_rows(archs, others_lut, measured_ms: pd.Series) -> list[tuple[str, object]]:
     """The validated networks predicted without their own profiles: the other networks' LUT, and
     a predictor trained on it for the ops it lacks."""
-    predictor = LatencyPredictor().fit(*lut_training_data(others_lut))
+    predictor = fit_predictor(others_lut)
     ops = {arch.to_string(): list(Network(arch).ops) for arch in archs}
     known = np.mean([others_lut.op_latency_us(op) is not None for arch_ops in ops.values() for op in arch_ops])
     predicted = pd.Series({name: predict_ops(name, arch_ops, others_lut, predictor).latency_ms

@@ -30,7 +30,7 @@ from latprof.devices.host import MeasureSettings
 from latprof.host_methods import IN_NETWORK
 from latprof.lut import LUT, table_from_records
 from latprof.predict import predict_ops
-from latprof.predictor import LatencyPredictor, lut_training_data
+from latprof.predictor import fit_predictor
 from latprof.profiling import RESIDUAL_KEY, network_records
 from latprof.space import get_space
 from latprof.tflite_file import decompose
@@ -59,7 +59,7 @@ def main() -> None:
     errors, own_errors, known, parts = [], [], [], []
     for train, test in (halves, halves[::-1]):
         lut = LUT(device.provenance(), *table_from_records(records[records["network"].isin(train)]))
-        predictor = LatencyPredictor().fit(*lut_training_data(lut))
+        predictor = fit_predictor(lut)
         for name, network_ops in zip(names, ops):
             if name in test:
                 prediction = predict_ops(name, network_ops, lut, predictor)

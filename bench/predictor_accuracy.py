@@ -34,7 +34,7 @@ from latprof.devices import HostDevice
 from latprof.kernels import sample_kernels
 from latprof.lut import build_lut
 from latprof.network import Network
-from latprof.predictor import LatencyPredictor, lut_training_data, per_type_metrics
+from latprof.predictor import fit_predictor, per_type_metrics
 from latprof.profiling import profile
 from latprof.space import get_space
 from latprof.tflite_file import decompose
@@ -44,8 +44,7 @@ from latprof.zoo import CATALOGUE, ensure_zoo
 
 def _fit(run_dirs: list[Path]):
     lut = build_lut(run_dirs)
-    specs, latency = lut_training_data(lut)
-    return lut, LatencyPredictor().fit(specs, latency)
+    return lut, fit_predictor(lut)
 
 
 def main() -> None:

@@ -93,12 +93,20 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     randomized trees, whose disagreement is the uncertainty adaptive sampling follows) or
     "boosting" (gradient-boosted trees).  Types with fewer than ``MIN_TREE_SAMPLES`` examples
     get the line alone.
+
+    ``overhead_us`` is the invoke overhead every row of the LUT holds (``LUT.overhead_us``): the
+    regressors learn what an op adds beyond it, the part that grows with the op's work, and
+    predictions add it back.  Fitted to whole rows, a power law through a constant was wrong
+    wherever the overhead is large against the op: with ops timed inside networks (host method
+    v10) it is some 90 us, more than most of a network's ops take.
     """
 
-    def __init__(self, estimator: str = "trees", n_estimators: int = 200, random_state: int = 0):
+    def __init__(self, estimator: str = "trees", n_estimators: int = 200, random_state: int = 0,
+                 overhead_us: float = 0.0):
         self.estimator = estimator
         self.n_estimators = n_estimators
         self.random_state = random_state
+        self.overhead_us = overhead_us
 
     def _trees(self):
         if self.estimator == "trees":
@@ -109,7 +117,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         raise LatprofError(f"unknown estimator {self.estimator!r}; use 'trees' or 'boosting'")
 
     def fit(self, X, y) -> LatencyPredictor:
-        specs, target = _specs(X), np.log(np.maximum(np.asarray(y, dtype=float), FLOOR_US))
+        specs = _specs(X)
+        target = np.log(np.maximum(np.asarray(y, dtype=float) - self.overhead_us, FLOOR_US))
         self.models_ = {}
         for op, index in _by_type(specs).items():
             self.models_[op] = _OpTypeModel(self._trees()).fit(feature_matrix([specs[i] for i in index]), target[index])
@@ -128,7 +137,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Each op's microbenchmark latency (a LUT row) in microseconds; NaN for op types the
         predictor never saw."""
-        return np.exp(self._per_type(_specs(X), "predict"))
+        return np.exp(self._per_type(_specs(X), "predict")) + self.overhead_us
 
     def uncertainty(self, X) -> np.ndarray:
         """Relative uncertainty of each prediction (spread of log latency across trees); NaN
@@ -161,6 +170,11 @@ def per_type_metrics(specs: list[OpSpec], predicted: np.ndarray, measured: np.nd
     rows = [{"op": op, **error_metrics(g["p"], g["m"])} for op, g in frame.groupby("op")]
     rows.append({"op": "all", **error_metrics(frame["p"], frame["m"])})
     return pd.DataFrame(rows)
+
+
+def fit_predictor(lut: LUT, **params) -> LatencyPredictor:
+    """A predictor fitted on a LUT's op rows, learning what each op adds beyond its overhead."""
+    return LatencyPredictor(overhead_us=lut.overhead_us, **params).fit(*lut_training_data(lut))
 
 
 def lut_training_data(lut: LUT) -> tuple[list[OpSpec], np.ndarray]:
@@ -242,7 +256,7 @@ def train_predictor(lut: LUT, lut_path: str | Path, estimator: str = "trees", fo
     specs, latency = lut_training_data(lut)
     if len(specs) < 2:
         raise LatprofError(f"{lut_path}: {len(specs)} op rows are too few to train a predictor; profile more ops")
-    model = LatencyPredictor(estimator=estimator)
+    model = LatencyPredictor(estimator=estimator, overhead_us=lut.overhead_us)
     table = cross_validate(model, specs, latency, folds)
     model.fit([s.key for s in specs], latency)
     return TrainedPredictor(model, lut.provenance.to_dict(), lut_identity(lut, lut_path), [s.key for s in specs],
