@@ -43,7 +43,7 @@ def main() -> None:
     cut = int(args.train * len(specs))
     train, test = order[:cut], order[cut:]
     start = time.perf_counter()
-    model = LatencyPredictor().fit([specs[i] for i in train], latency[train])
+    model = LatencyPredictor(overhead_us=lut.overhead_us).fit([specs[i] for i in train], latency[train])
     held_out = [specs[i] for i in test]
     predicted, truth = model.predict(held_out), latency[test]
     print(f"{len(specs)} ops in the LUT; trained on {cut} ({100 * args.train:g}%), "

@@ -61,17 +61,27 @@ class RoundReport:
     sum_error_pct: float = 0.0
 
 
-def _measured(run_dir: Path) -> dict[str, float]:
-    """Microbenchmark latency of every op measured in the run, by key (the overhead row aside)."""
+def _measured(run_dir: Path) -> tuple[dict[str, float], float]:
+    """Microbenchmark latency of every op measured in the run, by key, and the run's invoke
+    overhead (the median of its overhead rows; 0 before the first is measured)."""
     _, records = read_run(run_dir)
-    return {r["key"]: float(r["latency_us"]) for r in records if r["key"] != OVERHEAD_SPEC.key}
+    overhead = [float(r["latency_us"]) for r in records if r["key"] == OVERHEAD_SPEC.key]
+    ops = {r["key"]: float(r["latency_us"]) for r in records if r["key"] != OVERHEAD_SPEC.key}
+    return ops, float(np.median(overhead)) if overhead else 0.0
+
+
+def _fit(train: list[OpSpec], measured: dict[str, float], overhead_us: float) -> LatencyPredictor:
+    """The round's predictor, fitted as ``predictor train`` fits one: on what ops add beyond the
+    invoke overhead."""
+    return LatencyPredictor(overhead_us=overhead_us).fit(train, [measured[s.key] for s in train])
 
 
 def select(model: LatencyPredictor, candidates: list[OpSpec], count: int) -> list[OpSpec]:
     """The ``count`` candidates whose predictions are least sure in microseconds (relative
-    spread times predicted latency): a network's error is the sum of its ops' errors in time, so
-    a doubtful large op costs more than a doubtful small one.  Unknown op types come first."""
-    doubt = model.uncertainty(candidates) * model.predict(candidates)
+    spread times what the op is predicted to add): a network's error is the sum of its ops'
+    errors in time, so a doubtful large op costs more than a doubtful small one.  Unknown op
+    types come first."""
+    doubt = model.uncertainty(candidates) * (model.predict(candidates) - model.overhead_us)
     order = np.argsort(-np.nan_to_num(doubt, nan=np.inf), kind="stable")
     return [candidates[i] for i in order[:count]]
 
@@ -100,17 +110,17 @@ def adaptive_profile(pool: list[OpSpec], plan: AdaptivePlan, device, run_dir: st
     profile(check + rest[:targets[0]], device, run_dir, cache, request, progress)
     reports = [RoundReport(**row) for row in read_jsonl(run_dir / ROUNDS_FILE, required=("round", "trained_on"))]
     for number, target in enumerate(targets):
-        measured = _measured(run_dir)
+        measured, overhead = _measured(run_dir)
         train = [s for s in rest if s.key in measured]
         if len(train) < target:  # a round whose selection was cut short by a kill: finish it
-            model = LatencyPredictor().fit(train, [measured[s.key] for s in train])
+            model = _fit(train, measured, overhead)
             profile(select(model, [s for s in rest if s.key not in measured], target - len(train)),
                     device, run_dir, cache, None, progress)
-            measured = _measured(run_dir)
+            measured, overhead = _measured(run_dir)
             train = [s for s in rest if s.key in measured]
         if number < len(reports):
             continue
-        model = LatencyPredictor().fit(train, [measured[s.key] for s in train])
+        model = _fit(train, measured, overhead)
         scored = _score(model, [s for s in check if s.key in measured], measured)
         report = RoundReport(number, len(train), scored["mape_pct"], scored["within_5_pct"], scored["within_10_pct"],
                              scored["count"], scored["sum_error_pct"])

@@ -256,8 +256,7 @@ def train_predictor(lut: LUT, lut_path: str | Path, estimator: str = "trees", fo
     specs, latency = lut_training_data(lut)
     if len(specs) < 2:
         raise LatprofError(f"{lut_path}: {len(specs)} op rows are too few to train a predictor; profile more ops")
-    model = LatencyPredictor(estimator=estimator, overhead_us=lut.overhead_us)
-    table = cross_validate(model, specs, latency, folds)
-    model.fit([s.key for s in specs], latency)
+    model = fit_predictor(lut, estimator=estimator)
+    table = cross_validate(model, specs, latency, folds)  # cross_val_predict fits clones: the model stays as fitted
     return TrainedPredictor(model, lut.provenance.to_dict(), lut_identity(lut, lut_path), [s.key for s in specs],
                             latency.tolist(), table.to_dict(orient="records"))

@@ -169,9 +169,10 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
         names = {str(models[name]): name for name in chunk}
         failed.update({names[model]: reason for model, reason in unsupported.items()})
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        records = [line for network in profiles
-                   for line in network_records(names[network.model], ops[chunk.index(names[network.model])],
-                                               network, stamp)]
+        records = []
+        for network in profiles:
+            name = names[network.model]
+            records += network_records(name, ops[chunk.index(name)], network, stamp)
         append_jsonl(run_dir / MEASUREMENTS_FILE, records)
         progress("measure", first + len(chunk), len(todo))
     measured = len(todo) - len(failed)
