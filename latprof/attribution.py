@@ -4,6 +4,9 @@ XNNPACK turns each TFLite op of a model into one operator, in the model's order,
 its own ("Fully Connected (NC, F32) GEMM" for a 1x1 CONV_2D, "Sigmoid (NC)" for LOGISTIC), plus
 helpers that have no op of their own (the "Static Reshape (NC)" in front of a FULLY_CONNECTED that
 reads a 4-D tensor). An op's time inside the model is its operator's, with the helpers before it.
+Some ops XNNPACK folds into the next one's operator (a constant PAD in front of a VALID convolution,
+as MobileNetV1 has where a map's size is odd): such an op takes no time of its own there, and the
+operator's time is the next op's, padding included.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ OPERATOR_NAMES = {
 }
 # Operators XNNPACK adds of its own: their time goes to the op they prepare.
 HELPERS = ("Static Reshape", "Copy", "Transpose")
+# Ops XNNPACK may fuse into the op after them.
+FUSED_INTO_NEXT = ("PAD",)
 
 
 def matches(op: str, operator: str) -> bool:
@@ -46,19 +51,22 @@ def attribute(ops: list[OpSpec] | tuple[OpSpec, ...], operators: list[tuple[str,
 
     Raises a LatprofError naming the first op whose operator is not where it should be: a model
     whose ops the runtime rewrote beyond these rules cannot be profiled this way."""
-    times, position = [], 0
+    times, position, helpers = [], 0, 0.0
     for index, spec in enumerate(ops):
-        helpers = 0.0
         while position < len(operators) and not matches(spec.op, operators[position][0]) \
                 and operators[position][0].startswith(HELPERS):
             helpers += operators[position][1]
             position += 1
+        if spec.op in FUSED_INTO_NEXT and position < len(operators) and index + 1 < len(ops) \
+                and not matches(spec.op, operators[position][0]) and matches(ops[index + 1].op, operators[position][0]):
+            times.append(0.0)  # the next op's operator runs it (and takes the helpers before it)
+            continue
         if position >= len(operators) or not matches(spec.op, operators[position][0]):
             found = operators[position][0] if position < len(operators) else "the end of the run"
             raise LatprofError(f"{model}: op {index} ({spec.op}) ran as {found!r}, which is not its kind; its ops "
                                "cannot be timed inside it (time them as microbenchmarks: --op-method v9)")
         times.append(operators[position][1] + helpers)
-        position += 1
+        position, helpers = position + 1, 0.0
     trailing = operators[position:]
     if trailing and not all(name.startswith(HELPERS) for name, _ in trailing) or not ops:
         raise LatprofError(f"{model}: the runtime ran {len(operators)} operators for {len(ops)} ops; its ops cannot be "
