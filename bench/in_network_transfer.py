@@ -31,7 +31,7 @@ from latprof.host_methods import IN_NETWORK
 from latprof.lut import LUT, table_from_records
 from latprof.predict import predict_ops
 from latprof.predictor import fit_predictor
-from latprof.profiling import RESIDUAL_KEY, network_records
+from latprof.profiling import RESIDUAL_KEY, invoke_record, network_records
 from latprof.space import get_space
 from latprof.tflite_file import decompose
 
@@ -51,8 +51,8 @@ def main() -> None:
     profiles, failed = device.profile_networks([Path(paths[name]) for name in names], ops)
     minutes = (time.perf_counter() - t0) / 60
     assert not failed, failed
-    records = pd.DataFrame([line for name, network_ops, profile in zip(names, ops, profiles)
-                            for line in network_records(name, network_ops, profile, "")])
+    records = pd.DataFrame([invoke_record(device, cache), *(line for name, network_ops, profile in zip(names, ops, profiles)
+                                                            for line in network_records(name, network_ops, profile, ""))])
     shares = records[records["key"] != RESIDUAL_KEY]
     whole = pd.Series({name: profile.latency.latency_us for name, profile in zip(names, profiles)})
     halves = [names[::2], names[1::2]]

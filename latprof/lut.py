@@ -126,9 +126,11 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     reference network.  Ops timed inside networks (host method v10) are shares of a network, not
     microbenchmarks that each paid an invoke: their rows get the overhead added, so that every row
     means the same (an op run alone: the invoke plus the op) and a network is the overhead plus
-    each row less it.  There the overhead is the median of what each network took beyond the sum
-    of its ops, and at least one invoke (the tiny model, timed whole): the profiler's per-op
-    times can add up to more than a network of a few small ops takes.
+    each row less it.  There the overhead is one invoke (the tiny model, timed whole), and what a
+    network takes beyond it and the sum of its ops goes to its ops in proportion: the shares are
+    scaled by the median over networks of (network - invoke) / sum of its ops.  That remainder
+    grows with the network (2-4% of a 10 ms EfficientNet, a few us of a 0.4 ms MobileNet, day 11),
+    so one constant per network would overstate small networks by a large share.
     """
     if not run_dirs:
         raise LatprofError("no run folders given")
@@ -162,11 +164,14 @@ def table_from_records(data: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     invoke = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
     overhead = float(invoke.median()) if len(invoke) else 0.0
     residual = data["key"] == RESIDUAL_KEY
-    if residual.any():  # ops timed inside networks: a network costs its ops and at least one invoke
-        overhead = max(overhead, float(data.loc[residual, "latency_us"].median()))
+    if residual.any():  # ops timed inside networks: their shares, scaled to add up to the networks
+        lines = data[residual]
+        scale = float(((lines["network_us"] - overhead) / (lines["network_us"] - lines["latency_us"])).median())
+        if not scale > 0:
+            raise LatprofError("the runs' networks took less than their invoke; re-run 'latprof profile' on them")
         shares = data["network"].notna() & ~residual
         for column in ("latency_us", "median_us", "p5_us", "p95_us"):
-            data.loc[shares, column] = data.loc[shares, column] + overhead
+            data.loc[shares, column] = scale * data.loc[shares, column] + overhead
         data = data[~residual]
     if overhead <= 0:
         raise LatprofError("the runs hold no overhead measurement; re-run 'latprof profile' on them")

@@ -115,5 +115,6 @@ class NetworkProfile:
 
     @property
     def residual_us(self) -> float:
-        """What the network takes beyond the sum of its ops: the cost of invoking it."""
+        """What the network takes beyond the sum of its ops: an invoke, and time the profiler put on
+        no operator (a v10 LUT spreads it over the ops: ``latprof.lut.table_from_records``)."""
         return self.latency.latency_us - sum(op.latency_us for op in self.ops)

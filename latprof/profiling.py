@@ -34,7 +34,7 @@ CHUNK = 128  # ops measured between two appends to the results file: what a kill
 # Method v10: networks profiled between two appends.  A chunk's networks are timed in the same
 # rounds, so their ops share one stretch of the host's time (about a minute for 32 networks; each holds some 150 MB loaded).
 NETWORK_CHUNK = 32
-# The line of a profiled network that holds what it takes beyond the sum of its ops (the invoke).
+# The line of a profiled network that holds what it takes beyond the sum of its ops.
 RESIDUAL_KEY = "network-residual"
 
 
@@ -142,9 +142,9 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
 
     Each op of a network gets a line (``network`` names it), so an op found in several
     networks has a time from each and the LUT keeps their median; one more line per network
-    (key ``RESIDUAL_KEY``) holds what the network took beyond the sum of its ops, from which the
-    LUT's invoke overhead comes, and the run's first line the tiny overhead model timed whole (the
-    least that overhead can be).  Networks are timed in chunks, a chunk's lines appended when it
+    (key ``RESIDUAL_KEY``) holds what the network took beyond the sum of its ops, which the LUT
+    spreads over its ops, and the run's first line the tiny overhead model timed whole (the LUT's
+    invoke overhead).  Networks are timed in chunks, a chunk's lines appended when it
     is done; a re-run profiles the networks that have no lines yet."""
     from latprof.tflite_file import decompose
 
@@ -152,10 +152,8 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
     run_dir = Path(run_dir)
     provenance = device.provenance()
     records = _open_run(run_dir, provenance, request, len(models))
-    if OVERHEAD_SPEC.key not in {r["key"] for r in records}:  # one invoke, the least a network costs
-        ensure_models([OVERHEAD_SPEC], provenance.dtype, cache)
-        (invoke,) = device.measure_models([cache.path(OVERHEAD_SPEC, provenance.dtype)])
-        append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(OVERHEAD_SPEC, invoke)])
+    if OVERHEAD_SPEC.key not in {r["key"] for r in records}:
+        append_jsonl(run_dir / MEASUREMENTS_FILE, [invoke_record(device, cache)])
     done = {r.get("network") for r in records}
     todo = sorted((name for name in models if name not in done),
                   key=lambda name: hashlib.blake2b(name.encode(), digest_size=8).digest())
@@ -180,6 +178,15 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
         record_references(run_dir, device, cache, provenance.dtype)
     return ProfileSummary(str(run_dir), len(models), measured, len(models) - len(todo), failed,
                           round(time.time() - start, 1), unit="networks")
+
+
+def invoke_record(device, cache: ModelCache) -> dict:
+    """The measurement line of one invoke (the tiny overhead model timed whole): a v10 LUT's
+    overhead, the least a network costs."""
+    dtype = device.provenance().dtype
+    ensure_models([OVERHEAD_SPEC], dtype, cache)
+    (invoke,) = device.measure_models([cache.path(OVERHEAD_SPEC, dtype)])
+    return _record(OVERHEAD_SPEC, invoke)
 
 
 def network_records(name: str, ops: list[OpSpec], network: NetworkProfile, stamp: str) -> list[dict]:

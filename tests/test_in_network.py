@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from test_cli import assert_one_line_error
 
@@ -48,6 +49,37 @@ def test_attribution_follows_the_ops_and_gives_helpers_to_the_next_op():
 def test_attribution_refuses_operators_that_are_not_the_ops(operators):
     with pytest.raises(LatprofError, match="cannot be timed inside it"):
         attribute([_spec("CONV_2D"), _spec("MEAN")], operators, "net.tflite")
+
+
+def test_attribution_gives_a_fused_pad_no_time_and_its_operator_to_the_next_op():
+    ops = [_spec("CONV_2D"), _spec("PAD"), _spec("DEPTHWISE_CONV_2D"), _spec("PAD"), _spec("CONV_2D")]
+    operators = [("Fully Connected (NC, F32) GEMM", 4.0), ("Copy (NC, X32)", 1.0),
+                 ("Convolution (NHWC, F32) DWConv", 6.0), ("Constant Pad (ND, X32)", 2.0),
+                 ("Convolution (NHWC, F32) IGEMM", 9.0)]
+    assert attribute(ops, operators) == [4.0, 0.0, 7.0, 2.0, 9.0]  # the first PAD fused, the second ran
+
+
+def test_profiler_splits_a_network_whose_pad_xnnpack_fused_into_the_convolution(tmp_path):
+    """MobileNetV1 pads an odd map before a VALID stride-2 depthwise convolution; XNNPACK runs both
+    as one operator."""
+    import keras
+
+    from latprof.convert import convert_keras
+
+    inputs = keras.Input((11, 11, 16), batch_size=1)
+    padded = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(keras.layers.Conv2D(16, 1)(inputs))
+    path = tmp_path / "pad.tflite"
+    path.write_bytes(convert_keras(keras.Model(inputs, keras.layers.DepthwiseConv2D(3, strides=2)(padded))))
+    ops = decompose(path).ops
+    assert [op.op for op in ops] == ["CONV_2D", "PAD", "DEPTHWISE_CONV_2D"]
+    model = ProfiledModel(path)
+    try:
+        model.run()
+        (run,) = model.operator_times(1)
+    finally:
+        model.close()
+    assert len(run) == 2 and run[1][0].startswith("Convolution")
+    assert attribute(ops, run, str(path))[1] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +141,33 @@ def test_profile_networks_run_resumes_and_builds_a_lut_that_adds_up(v10_device, 
     assert (again.measured_now, again.already_measured) == (0, 1)
     assert len((run_dir / "measurements.jsonl").read_text().splitlines()) == len(records)
     lut = build_lut([run_dir])
-    # What the network took beyond its ops, but never less than one invoke of the tiny model: the
-    # profiler's times of a few small ops can add up to more than the network takes.
-    assert lut.overhead_us == pytest.approx(max(residual[0]["latency_us"], invoke["latency_us"]))
+    # One invoke of the tiny model; the rest of what the network took goes to its ops in proportion.
+    assert lut.overhead_us == pytest.approx(invoke["latency_us"])
     assert RESIDUAL_KEY not in lut.table.index
-    # The network's prediction: the overhead plus each op's share of it.
+    # So the network's prediction is the network as profiled.
     ops = list(Network(Architecture.from_string(SE_ARCH)).ops)
     prediction = predict_ops(SE_ARCH, ops, lut)
-    share_sum = residual[0]["network_us"] - residual[0]["latency_us"]
-    assert prediction.latency_ms * 1000 == pytest.approx(share_sum + lut.overhead_us, rel=1e-3, abs=0.5)
+    assert prediction.latency_ms * 1000 == pytest.approx(residual[0]["network_us"], rel=1e-3, abs=0.5)
+
+
+def test_a_v10_lut_gives_what_networks_take_beyond_their_ops_to_the_ops_in_proportion():
+    """Two networks that took 2% more than their ops: the rows carry that 2%, the overhead stays one invoke."""
+    from latprof.lut import table_from_records
+
+    records = pd.DataFrame([
+        {"key": OVERHEAD_SPEC.key, "op": "ADD", "latency_us": 1.0, "network": None},
+        {"key": "a", "op": "CONV_2D", "latency_us": 100.0, "network": "small"},
+        {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": 3.0, "network_us": 103.0, "network": "small"},
+        {"key": "a", "op": "CONV_2D", "latency_us": 100.0, "network": "large"},
+        {"key": "b", "op": "CONV_2D", "latency_us": 9900.0, "network": "large"},
+        {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": 201.0, "network_us": 10201.0, "network": "large"},
+    ]).assign(median_us=lambda d: d["latency_us"], p5_us=lambda d: d["latency_us"], p95_us=lambda d: d["latency_us"],
+              runs=1)
+    table, overhead = table_from_records(records)
+    assert overhead == 1.0
+    assert table.loc["a", "latency_us"] == pytest.approx(1.0 + 1.02 * 100.0)
+    assert table.loc["b", "latency_us"] == pytest.approx(1.0 + 1.02 * 9900.0)
+    assert RESIDUAL_KEY not in table.index
 
 
 def test_cli_profiles_networks_with_v10_and_refuses_single_op_requests(run_cli, tmp_path):

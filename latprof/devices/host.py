@@ -219,8 +219,8 @@ class HostDevice:
         up from Python matches that for every op (docs/host-measurement.md, days 5-9).  So the
         networks themselves are run, compiled by LiteRT with its profiler on, and XNNPACK's own time
         for each operator is its op's (``latprof.attribution``).  In the same rounds, each network
-        is timed whole with the interpreter, as :meth:`measure_models` times it: what it takes
-        beyond the sum of its ops is the invoke's cost (``NetworkProfile.residual_us``).
+        is timed whole with the interpreter, as :meth:`measure_models` times it, which gives what it
+        takes beyond the sum of its ops (``NetworkProfile.residual_us``).
         ``ops[i]`` are the ops of ``models[i]`` in execution order."""
         from latprof.attribution import attribute
         from latprof.litert_profiler import ProfiledModel
