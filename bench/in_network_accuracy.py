@@ -20,13 +20,15 @@ and every measurement line to ``-o``/measurements.jsonl.
 the README has what that gave.
 
     python bench/in_network_accuracy.py [--networks 24] [--seed 2] [--validate 50] [-o runs/bench-in-network]
+    python bench/in_network_accuracy.py --networks 48 --subsets 12    # LUTs of 24 of 48, 12 draws
 
-All the networks are loaded at once: about 14 GB for the default 114.
+All the networks are loaded at once: about 14 GB for the default 114, 17 GB with --networks 48.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from pathlib import Path
 
@@ -62,6 +64,11 @@ def main() -> None:
     # In a noisy hour every network ran the library's 20 rounds and the space networks came out 90%
     # within 10%; with up to 40, 96% and 94% the same hour (README).
     parser.add_argument("--max-rounds", type=int, default=40)
+    # With a larger --networks pool: also score --subsets random draws of --subset-size of its space
+    # networks (with every zoo variant) as LUTs, from the same measurements, so the spread over
+    # which networks were profiled shows apart from the host's.
+    parser.add_argument("--subsets", type=int, default=0)
+    parser.add_argument("--subset-size", type=int, default=24)
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-in-network"))
     args = parser.parse_args()
 
@@ -94,10 +101,9 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     records.assign(lut=records["network"].isin(list(train))).to_json(args.output / "measurements.jsonl",
                                                                       orient="records", lines=True)
-    lut = LUT(device.provenance(), *table_from_records(records[records["network"].isna() | records["network"].isin(list(train))]))
+    lut, predictor = _lut(records, list(train), device)
     # The op-sum check: a LUT that also holds the predicted networks' own ops (no predictor needed).
     full = LUT(device.provenance(), *table_from_records(records))
-    predictor = fit_predictor(lut)
 
     p = lut.provenance
     rows = [("device", f"{p.hardware}, {p.threads} thread, {p.delegate}, {p.dtype}"),
@@ -107,13 +113,7 @@ def main() -> None:
         rows.append(("networks the profiler could not split (left out)", ", ".join(failed)))
     tables = []
     for title, group in groups.items():
-        table = pd.DataFrame([{"group": title, "network": name, "measured_us": measured[name].latency.latency_us,
-                               "predicted_us": 1000 * prediction.latency_ms,
-                               "predicted_ops": prediction.predicted_ops, "ops": len(ops[name]),
-                               "own_ops_us": 1000 * predict_ops(name, ops[name], full).latency_ms}
-                              for name in group if name in measured
-                              for prediction in [predict_ops(name, ops[name], lut, predictor)]])
-        table["error_pct"] = 100 * (table["predicted_us"] / table["measured_us"] - 1)
+        table = _scores(title, [name for name in group if name in measured], measured, ops, lut, predictor, full)
         tables.append(table)
         m = metrics(table["predicted_us"].to_numpy(), table["measured_us"].to_numpy())
         rows += [(f"{title}: MAPE / within 5 / within 10 (%)",
@@ -124,6 +124,20 @@ def main() -> None:
                       **metrics(table["own_ops_us"].to_numpy(), table["measured_us"].to_numpy()))),
                  ("  ops the predictor supplied", f"{100 * table['predicted_ops'].sum() / table['ops'].sum():.1f}% "
                                                   f"of {table['ops'].sum()}")]
+    if args.subsets:
+        pool, zoo_names = [arch.to_string() for arch in profiled], [model.name for model in train_zoo]
+        space_group = [name for name in next(iter(groups.values())) if name in measured]
+        draws = []
+        for draw in range(args.subsets):
+            chosen = random.Random(draw).sample(pool, min(args.subset_size, len(pool))) + zoo_names
+            table = _scores("", space_group, measured, ops, *_lut(records, chosen, device), full)
+            m = metrics(table["predicted_us"].to_numpy(), table["measured_us"].to_numpy())
+            draws.append((m["within_10_pct"], m["mape_pct"], 100 * table["predicted_ops"].sum() / table["ops"].sum()))
+        within, mape, share = np.array(draws).T
+        rows.append((f"{args.subsets} draws of {args.subset_size} of the {len(pool)} space networks: "
+                     "within 10 (min, median, max), MAPE median, ops predicted (%)",
+                     f"{within.min():.0f}, {np.median(within):.0f}, {within.max():.0f}; {np.median(mape):.2f}; "
+                     f"{share.min():.1f}-{share.max():.1f}"))
     rounds = [profile.latency.conditions["rounds"] for profile in profiles]
     rows += [("networks timed; rounds each (median, max)", f"{len(profiles)}; {np.median(rounds):.0f}, {max(rounds)}"),
              *((f"minutes: {name}", f"{value:.1f}") for name, value in minutes.items())]
@@ -131,6 +145,24 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def _lut(records: pd.DataFrame, networks: list[str], device) -> tuple[LUT, object]:
+    """The LUT of these networks' ops (and the run's invoke), as ``lut build`` makes it, and the
+    predictor trained on it."""
+    lut = LUT(device.provenance(), *table_from_records(records[records["network"].isna()
+                                                               | records["network"].isin(networks)]))
+    return lut, fit_predictor(lut)
+
+
+def _scores(title: str, names: list[str], measured: dict, ops: dict, lut: LUT, predictor, full: LUT) -> pd.DataFrame:
+    """Each network's prediction (LUT + predictor, and the op-sum check's) against its measured time."""
+    table = pd.DataFrame([{"group": title, "network": name, "measured_us": measured[name].latency.latency_us,
+                           "predicted_us": 1000 * prediction.latency_ms, "predicted_ops": prediction.predicted_ops,
+                           "ops": len(ops[name]), "own_ops_us": 1000 * predict_ops(name, ops[name], full).latency_ms}
+                          for name in names for prediction in [predict_ops(name, ops[name], lut, predictor)]])
+    table["error_pct"] = 100 * (table["predicted_us"] / table["measured_us"] - 1)
+    return table
 
 
 if __name__ == "__main__":
