@@ -6,12 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from latprof.arch import Architecture
-from latprof.convert import ModelCache
-from latprof.devices import HostDevice
+from latprof.convert import ModelCache, ensure_architectures
+from latprof.devices import HostDevice, MeasureSettings
+from latprof.host_methods import IN_NETWORK
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.predict import predict
-from latprof.profiling import profile
+from latprof.profiling import profile_networks
 from latprof.reference import REFERENCE_NAMES
 from latprof.space import get_space
 from latprof.validate import validate
@@ -20,16 +21,22 @@ DEMO_SETTLE_SECONDS = 60  # a busy machine gets a minute to settle: the Quicksta
 
 
 def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress: Callable, say: Callable) -> None:
-    space, device = get_space("mnasnet"), HostDevice()
+    """Ops are timed inside the networks (host method v10): with so few networks, their op sums
+    land within a few percent of the networks, where microbenchmarks' sums (v9) miss by 10-15%
+    (docs/host-measurement.md).  The run folders are named after the method, so a demo folder of
+    an earlier version, profiled with v9, is not mixed with this one."""
+    space, device = get_space("mnasnet"), HostDevice(MeasureSettings(sample_eviction=IN_NETWORK))
     archs = space.sample_many(sample, seed)
     references = [Architecture.from_string(name) for name in REFERENCE_NAMES]
-    specs = [op for arch in archs + references for op in Network(arch).ops]
     p = device.provenance()
-    say(f"1/4 profiling {len(set(specs))} unique ops of {sample} sampled MnasNet-space architectures and "
-        f"MobileNetV2/MnasNet-A1 on {p.hardware}, {p.threads} thread, {p.delegate}, {p.dtype}")
-    summary = profile(specs, device, out_dir / "run", cache, {"demo": True, "sample": sample, "seed": seed}, progress)
-    say(f"    {summary.measured_now} measured now, {summary.already_measured} already measured ({summary.seconds} s)")
-    table = build_lut([out_dir / "run"])
+    say(f"1/4 timing every op of {sample} sampled MnasNet-space architectures and MobileNetV2/MnasNet-A1 inside "
+        f"them (LiteRT's profiler), on {p.hardware}, {p.threads} thread, {p.delegate}, {p.dtype}")
+    networks = ensure_architectures(archs + references, p.dtype, cache,
+                                    progress=lambda done: progress("convert", done, len(archs) + len(references)))
+    summary = profile_networks(networks, device, out_dir / "run-v10", cache,
+                               {"demo": True, "sample": sample, "seed": seed}, progress)
+    say(f"    {summary.measured_now} networks profiled now, {summary.already_measured} already ({summary.seconds} s)")
+    table = build_lut([out_dir / "run-v10"])
     table.save(out_dir / "lut.json")
     say(f"2/4 built the lookup table {out_dir / 'lut.json'}: {len(table)} ops, invoke overhead "
         f"{table.overhead_us:.2f} us")
@@ -38,7 +45,8 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
         say(f"    {arch.name:12s} {predict(arch.name, table).latency_ms:8.3f} ms   "
             f"({Network(arch).macs / 1e6:.0f}M MACs, {Network(arch).params / 1e6:.2f}M params)")
     say(f"4/4 building, converting and measuring the {sample} sampled architectures end to end:")
-    result = validate(archs, table, device, out_dir / "validate", cache, progress, settle_seconds=DEMO_SETTLE_SECONDS)
+    result = validate(archs, table, device, out_dir / "validate-v10", cache, progress,
+                      settle_seconds=DEMO_SETTLE_SECONDS)
     for row in result.table.itertuples():
         say(f"    predicted {row.predicted_ms:7.3f} ms  measured {row.measured_ms:7.3f} ms  "
             f"error {row.error_pct:+6.2f}%  ({row.macs_m:.0f}M MACs)")
@@ -50,6 +58,6 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
             "latency when the LUT was profiled: on a busy machine, errors include that drift)")
     if m["measure_attempts"] > 1:
         say(f"    (measured {m['measure_attempts']} times: the machine ran off its speed when profiled; earlier "
-            f"attempts are in {out_dir / 'validate' / 'discarded.jsonl'})")
+            f"attempts are in {out_dir / 'validate-v10' / 'discarded.jsonl'})")
     say("Next: 'latprof predict ARCH --lut " + str(out_dir / "lut.json") + "', or profile more with "
-        "'latprof profile --sample N -o RUN_DIR'.")
+        "'latprof profile --op-method v10 --sample N -o RUN_DIR'.")

@@ -196,3 +196,18 @@ def _tiny_model(folder):
     if not path.is_file():
         path.write_bytes(convert_keras(build_model(Architecture.from_string(SE_ARCH))))
     return path
+
+
+def test_demo_times_ops_inside_networks_and_resumes(run_cli, tmp_path):
+    """The Quickstart's main job, for real: v10 profile, LUT, predictions, and a validation whose
+    prediction comes from the networks' own ops."""
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--sample", "1", "-o", out, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "3 networks profiled now" in result.stdout and "4/4" in result.stdout
+    lut = LUT.load(out / "lut.json")
+    assert "v10" in lut.provenance.method and len(lut.reference_us) == 2
+    summary = json.loads((out / "validate-v10" / "summary.json").read_text())
+    assert summary["metrics"]["models"] == 1 and summary["metrics"]["mape_pct"] < 50
+    again = run_cli("demo", "--sample", "1", "-o", out, timeout=600)
+    assert again.returncode == 0 and "0 networks profiled now, 3 already" in again.stdout
