@@ -42,7 +42,7 @@ from latprof.host_methods import IN_NETWORK
 from latprof.lut import LUT, table_from_records
 from latprof.predict import predict_ops
 from latprof.predictor import fit_predictor
-from latprof.profiling import invoke_record, network_records
+from latprof.profiling import RESIDUAL_KEY, invoke_record, network_records
 from latprof.space import get_space
 from latprof.tflite_file import decompose
 from latprof.validate import metrics
@@ -139,7 +139,10 @@ def main() -> None:
                      f"{within.min():.0f}, {np.median(within):.0f}, {within.max():.0f}; {np.median(mape):.2f}; "
                      f"{share.min():.1f}-{share.max():.1f}"))
     rounds = [profile.latency.conditions["rounds"] for profile in profiles]
+    lut_lines = records["network"].isin(list(train)) & (records["key"] != RESIDUAL_KEY)
     rows += [("networks timed; rounds each (median, max)", f"{len(profiles)}; {np.median(rounds):.0f}, {max(rounds)}"),
+             ("op times the LUT was built from (an op's time inside one network, over its rounds)",
+              f"{int(lut_lines.sum())}"),
              *((f"minutes: {name}", f"{value:.1f}") for name, value in minutes.items())]
     pd.concat(tables).round(2).to_csv(args.output / "networks.csv", index=False)
     width = max(len(name) for name, _ in rows)
