@@ -101,7 +101,7 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     records.assign(lut=records["network"].isin(list(train))).to_json(args.output / "measurements.jsonl",
                                                                       orient="records", lines=True)
-    lut, predictor = _lut(records, list(train), device)
+    lut, predictor = network_lut(records, list(train), device)
     # The op-sum check: a LUT that also holds the predicted networks' own ops (no predictor needed).
     full = LUT(device.provenance(), *table_from_records(records))
 
@@ -130,7 +130,7 @@ def main() -> None:
         draws = []
         for draw in range(args.subsets):
             chosen = random.Random(draw).sample(pool, min(args.subset_size, len(pool))) + zoo_names
-            table = _scores("", space_group, measured, ops, *_lut(records, chosen, device), full)
+            table = _scores("", space_group, measured, ops, *network_lut(records, chosen, device), full)
             m = metrics(table["predicted_us"].to_numpy(), table["measured_us"].to_numpy())
             draws.append((m["within_10_pct"], m["mape_pct"], 100 * table["predicted_ops"].sum() / table["ops"].sum()))
         within, mape, share = np.array(draws).T
@@ -150,7 +150,7 @@ def main() -> None:
         print(f"{name:<{width}}  {value}")
 
 
-def _lut(records: pd.DataFrame, networks: list[str], device) -> tuple[LUT, object]:
+def network_lut(records: pd.DataFrame, networks: list[str], device) -> tuple[LUT, object]:
     """The LUT of these networks' ops (and the run's invoke), as ``lut build`` makes it, and the
     predictor trained on it."""
     lut = LUT(device.provenance(), *table_from_records(records[records["network"].isna()

@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from host_accuracy import share_rows  # bench/ is the script's folder, so on its path
+from in_network_accuracy import network_lut
 
 from latprof.convert import ModelCache, default_cache_dir, ensure_architectures
 from latprof.devices import HostDevice
 from latprof.devices.host import MeasureSettings
 from latprof.host_methods import IN_NETWORK
-from latprof.lut import LUT, table_from_records
 from latprof.predict import predict_ops
-from latprof.predictor import fit_predictor
 from latprof.profiling import RESIDUAL_KEY, invoke_record, network_records
 from latprof.space import get_space
 from latprof.tflite_file import decompose
@@ -58,8 +57,7 @@ def main() -> None:
     halves = [names[::2], names[1::2]]
     errors, own_errors, known, parts = [], [], [], []
     for train, test in (halves, halves[::-1]):
-        lut = LUT(device.provenance(), *table_from_records(records[records["network"].isin(train)]))
-        predictor = fit_predictor(lut)
+        lut, predictor = network_lut(records, train, device)
         for name, network_ops in zip(names, ops):
             if name in test:
                 prediction = predict_ops(name, network_ops, lut, predictor)

@@ -44,7 +44,7 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
     for arch in references:
         say(f"    {arch.name:12s} {predict(arch.name, table).latency_ms:8.3f} ms   "
             f"({Network(arch).macs / 1e6:.0f}M MACs, {Network(arch).params / 1e6:.2f}M params)")
-    say(f"4/4 building, converting and measuring the {sample} sampled architectures end to end:")
+    say(f"4/4 measuring the {sample} sampled architectures end to end, in a call of their own:")
     result = validate(archs, table, device, out_dir / "validate-v10", cache, progress,
                       settle_seconds=DEMO_SETTLE_SECONDS)
     for row in result.table.itertuples():

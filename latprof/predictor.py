@@ -97,8 +97,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     ``overhead_us`` is the invoke overhead every row of the LUT holds (``LUT.overhead_us``): the
     regressors learn what an op adds beyond it, the part that grows with the op's work, and
     predictions add it back.  Fitted to whole rows, a power law through a constant was wrong
-    wherever the overhead is large against the op: with ops timed inside networks (host method
-    v10) it is some 90 us, more than most of a network's ops take.
+    wherever the overhead is large against the op (day 10's v10 LUTs held 57-110 us, more than
+    most of a network's ops take; since day 11 a v10 LUT's overhead is one invoke, 0.5 us).
     """
 
     def __init__(self, estimator: str = "trees", n_estimators: int = 200, random_state: int = 0,
