@@ -29,6 +29,14 @@ tflite/tools/benchmark) this module relies on:
 * Log lines carry "INFO: "/"WARN: "/"ERROR: " prefixes in current builds and none in older ones;
   runtime errors print "ERROR: ...", and a failed run ends with "Benchmarking failed." (after the
   timings, when an invoke failed during the timed runs).
+* Op profiling (tflite/profiling/profile_summarizer.cc): a delegate's node is one row (e.g.
+  "TfLiteXNNPackDelegate"; the GPU and NNAPI delegates never say more).  XNNPACK since TensorFlow
+  Lite 2.10 also reports each of its own operators, named ``Delegate/<operator>:<index>`` with the
+  index its place in XNNPACK's run: in a "Delegate internal:" report after the regular runs' one
+  (node type "DelegateOpInvoke", TensorFlow Lite 2.10-2.12) or, in later builds, as rows of the
+  regular runs' table right after the delegate's row (node type the operator's name).  Which row
+  comes first is not always run order (builds that sort events by start time give the operators,
+  added after the delegate ran, made-up starts), so ``network_operators`` orders them by index.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from latprof.errors import LatprofError
 
@@ -104,6 +112,11 @@ _UNPREFIXED_FAILURE = re.compile(
     r"|CANNOT LINK EXECUTABLE.*|Aborted.*|Segmentation fault.*|Illegal instruction.*|Killed|/system/bin/sh: .*")
 _OP_SECTION = "Operator-wise Profiling Info for Regular Benchmark Runs:"
 _INIT_SECTION = "Profiling Info for Benchmark Initialization:"
+_DELEGATE_SECTION = "Delegate internal:"
+# A delegate's own operator (XNNPACK's "Delegate/Convolution (NHWC, F32) IGEMM:3"), and a delegate's
+# node in the interpreter's plan ("TfLiteXNNPackDelegate", "TfLiteGpuDelegateV2", ...).
+_DELEGATE_OPERATOR = re.compile(r"Delegate/(?P<operator>.+):(?P<index>\d+)")
+_DELEGATE_NODE = re.compile(r"TfLite\w*Delegate\w*|DELEGATE")
 _ROW_TAIL = (rf"\s+(?P<first>{_NUM})\s+(?P<avg>{_NUM})\s+(?P<pct>{_NUM})%\s+(?P<cdf>{_NUM})%\s+(?P<mem>{_NUM})"
              rf"\s+(?P<called>\d+)\s+(?P<name>\S.*)")
 _ROW_WITH_START = re.compile(rf"(?P<type>\S.*?)\s+(?P<start>{_NUM}){_ROW_TAIL}")
@@ -133,6 +146,7 @@ class OpRow:
 
     ``start_ms`` is None in the newest tables, which dropped the [start] column.  The table's
     own total is a sum of op times, not wall clock: use it to split a latency, not as one.
+    ``avg_ms`` is per call; ``times_called`` is calls per run.
     """
 
     node_type: str
@@ -152,6 +166,8 @@ class BenchmarkRun:
 
     ``params`` maps each echoed label to its raw value; ``memory`` holds ``init_mb``,
     ``overall_mb`` and ``peak_mb`` where printed; ``generation`` is a key of ``GENERATIONS``.
+    ``op_profile`` is the regular runs' Run Order table, ``delegate_profile`` the one of their
+    "Delegate internal:" report (empty where the tool printed none).
     """
 
     generation: str
@@ -164,6 +180,7 @@ class BenchmarkRun:
     params: dict[str, str]
     memory: dict[str, float]
     op_profile: list[OpRow]
+    delegate_profile: list[OpRow] = field(default_factory=list)
 
     @property
     def latency_us(self) -> float:
@@ -227,10 +244,11 @@ def parse_benchmark_output(text: str, expected: Mapping[str, str | int | float |
     if expected:
         _check_expected(params, expected)
     generation, warmup, inference, summary = _timings(messages)
+    op_profile, delegate_profile = _op_profile(messages)
     run = BenchmarkRun(generation=generation, inference=inference, warmup=warmup, init_us=summary.get("init"),
                        first_inference_us=summary.get("first"), warmup_avg_us=summary.get("warmup"),
                        inference_avg_us=summary["inference"], params=params, memory=_memory(messages),
-                       op_profile=_op_profile(messages))
+                       op_profile=op_profile, delegate_profile=delegate_profile)
     if expected and _truthy(expected.get("enable_op_profiling", False)) and not run.op_profile:
         raise LatprofError("benchmark_model output is truncated: op profiling was asked for but its report is missing")
     _check_latency(run)
@@ -397,9 +415,10 @@ def _memory(messages: list[str]) -> dict[str, float]:
     return memory
 
 
-def _op_profile(messages: list[str]) -> list[OpRow]:
-    """The Run Order table of the regular runs.  Tools since 2020 title it (after an initialization
-    report); older ones print the table alone after the summary."""
+def _op_profile(messages: list[str]) -> tuple[list[OpRow], list[OpRow]]:
+    """The Run Order tables of the regular runs and of their "Delegate internal:" report.  Tools
+    since 2020 title the regular runs' report (after an initialization report); older ones print
+    the table alone after the summary."""
     stripped = [message.strip() for message in messages]
     if _OP_SECTION in stripped:
         start = stripped.index(_OP_SECTION)
@@ -408,8 +427,19 @@ def _op_profile(messages: list[str]) -> list[OpRow]:
     else:
         start = next((i for i, line in enumerate(stripped) if "== Run Order ==" in line), None)
         if start is None:
-            return []
+            return [], []
         start -= 1
+    rows, end = _run_order_table(stripped, start)
+    # The delegate's own report, when there is one, follows the regular runs' report.
+    following = next((i for i in range(end, len(stripped)) if stripped[i]), None)
+    if following is None or stripped[following] != _DELEGATE_SECTION:
+        return rows, []
+    return rows, _run_order_table(stripped, following)[0]
+
+
+def _run_order_table(stripped: list[str], start: int) -> tuple[list[OpRow], int]:
+    """The rows of the Run Order table of the report whose title is at ``start``, and the index
+    of the line after the report's "<n> nodes observed" line."""
     header = next((i for i in range(start + 1, min(start + 4, len(stripped))) if "[node type]" in stripped[i]), None)
     if header is None:
         raise LatprofError("benchmark_model output is truncated: the op-profiling report has no Run Order table")
@@ -426,10 +456,51 @@ def _op_profile(messages: list[str]) -> list[OpRow]:
         end += 1
     # The report ends with its totals, "Memory (bytes): ..." and "<n> nodes observed".
     totals = next((i for i in range(end, len(stripped)) if stripped[i].startswith("Timings (microseconds): ")), None)
-    if (not rows or totals is None or not _STAT.fullmatch(stripped[totals].removeprefix("Timings (microseconds): "))
-            or not any(re.fullmatch(r"\d+ nodes observed", line) for line in stripped[totals:])):
+    observed = None if totals is None else \
+        next((i for i in range(totals, len(stripped)) if re.fullmatch(r"\d+ nodes observed", stripped[i])), None)
+    if (not rows or totals is None or observed is None
+            or not _STAT.fullmatch(stripped[totals].removeprefix("Timings (microseconds): "))):
         raise LatprofError("benchmark_model output is truncated: the op-profiling report ends early")
-    return rows
+    return rows, observed + 1
+
+
+def network_operators(run: BenchmarkRun) -> list[tuple[str, float]]:
+    """What ran in one regular run, in order: each operator's name and its time per run (us).
+
+    The names are the runtime's: XNNPACK's operators ("Convolution (NHWC, F32) IGEMM") where
+    XNNPACK reports them, in the place of its delegate's node, else the interpreter's node types
+    ("CONV_2D", with ``--use_xnnpack=false``): what ``latprof.attribution.attribute`` maps to a
+    model's ops.  Raises a LatprofError that says why when the table cannot give per-op times: a
+    delegate that reports only its own node (XNNPACK before TensorFlow Lite 2.10, the GPU and
+    NNAPI delegates), or a graph split over several delegate nodes (their operators' rows cannot
+    be told apart)."""
+    if not run.op_profile:
+        raise LatprofError("benchmark_model printed no op-profiling table; run it with --enable_op_profiling=true")
+    internal = [row for row in [*run.op_profile, *run.delegate_profile] if _DELEGATE_OPERATOR.fullmatch(row.name)]
+    nodes = [i for i, row in enumerate(run.op_profile) if _DELEGATE_NODE.fullmatch(row.node_type.split("/")[0])]
+    if nodes and not internal:
+        kinds = sorted({run.op_profile[i].node_type for i in nodes})
+        raise LatprofError(f"the delegate ran the network as {len(nodes)} {' and '.join(kinds)} node"
+                           f"{'s' if len(nodes) > 1 else ''} and reported no per-operator times (XNNPACK "
+                           "reports its operators since TensorFlow Lite 2.10; GPU and NNAPI delegates never do): "
+                           "use a newer benchmark_model, or time ops isolated (--method isolated)")
+    if internal and len(nodes) != 1:
+        raise LatprofError(f"the network ran as {len(nodes)} delegate nodes whose operators' rows cannot be told "
+                           "apart: its ops cannot be timed inside it (time them isolated: --method isolated)")
+
+    def time_us(row: OpRow) -> float:
+        return row.avg_ms * 1000 * max(1, row.times_called)
+
+    operators, internal_rows = [], {id(row) for row in internal}
+    for index, row in enumerate(run.op_profile):
+        if id(row) in internal_rows:
+            continue
+        if nodes and index == nodes[0]:
+            ordered = sorted(internal, key=lambda r: int(_DELEGATE_OPERATOR.fullmatch(r.name)["index"]))
+            operators += [(_DELEGATE_OPERATOR.fullmatch(r.name)["operator"], time_us(r)) for r in ordered]
+        else:
+            operators.append((row.node_type, time_us(row)))
+    return operators
 
 
 def _check_latency(run: BenchmarkRun) -> None:

@@ -1,15 +1,22 @@
-"""Profiling runs: measure op specs on a device into a run folder that survives interruption.
+"""Profiling runs: measure a device's ops into a run folder that survives interruption.
 
 A run folder holds ``run.json`` (provenance and what was asked for), ``measurements.jsonl``
-(one line per measured op, appended and flushed as soon as a chunk of ops is timed; with the
-host's method v10, one line per op of each network profiled, and one with the network's
-residual, see :func:`profile_networks`) and
-``reference.jsonl`` (the reference networks timed after each profiling call, which record the
-state the device was in: see ``latprof.reference``).  Running
-the same command again measures only what is missing; a folder measured with other provenance
-is refused, so one folder never mixes devices, runtimes, threads or dtypes.
-"""
+(measurement lines, appended and flushed as soon as a chunk is timed) and ``reference.jsonl``
+(the reference networks timed after each profiling call, which record the state the device was
+in: see ``latprof.reference``).  Running the same command again measures only what is missing; a
+folder measured with other provenance is refused, so one folder never mixes devices, methods,
+runtimes, threads or dtypes.
 
+What the lines hold follows the run's timing method (``latprof.timing``):
+
+- ``in-network``: one line per op of each profiled network (``network`` names it), one per
+  network with what it took beyond the sum of its ops (key ``RESIDUAL_KEY``), and the invoke
+  overhead (the tiny model, timed whole).  Op specs that no profiled network holds (``--all``,
+  ``--kernels``, adaptive choices) are timed as single-op models, with ``"context":
+  "isolated"``, together with a sample of the networks' own ops: the LUT learns from the ops
+  timed both ways how an isolated time maps to a time inside a network (``latprof.lut``).
+- ``isolated``: one line per single-op model, and the invoke overhead.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -24,18 +31,24 @@ from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.measurement import NetworkProfile, Provenance, Timing
 from latprof.ops import OpSpec
+from latprof.timing import IN_NETWORK
 from latprof.reference import record_references
 
 RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
 # Timed with every run: its latency is the fixed cost of one invoke, which every single-op
-# microbenchmark pays once and a whole model pays once in all.
+# model pays once and a whole model pays once in all.
 OVERHEAD_SPEC = OpSpec("ADD", ((4, 4, 8), (4, 4, 8)), (4, 4, 8))
 CHUNK = 128  # ops measured between two appends to the results file: what a kill can lose
-# Method v10: networks profiled between two appends.  A chunk's networks are timed in the same
-# rounds, so their ops share one stretch of the host's time (about a minute for 32 networks; each holds some 150 MB loaded).
+# Networks profiled between two appends.  A chunk's networks are timed in the same rounds, so
+# their ops share one stretch of the device's time (each holds some 150 MB loaded on the host).
 NETWORK_CHUNK = 32
 # The line of a profiled network that holds what it takes beyond the sum of its ops.
 RESIDUAL_KEY = "network-residual"
+ISOLATED_CONTEXT = "isolated"  # the "context" of an in-network run's line timed as a single-op model
+# In-network runs: how many of the networks' own ops are also timed isolated, to calibrate by;
+# and the networks profiled for that when the run profiles none itself.
+CALIBRATION_OPS = 240
+CALIBRATION_NETWORKS, CALIBRATION_SEED = 8, 0
 
 
 def measuring_order(specs: list[OpSpec]) -> list[OpSpec]:
@@ -62,7 +75,6 @@ class ProfileSummary:
     already_measured: int
     unsupported: dict[str, str]
     seconds: float
-    unit: str = "op specs"  # what requested/measured count: op specs, or networks (method v10)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -102,58 +114,96 @@ def _open_run(run_dir: Path, provenance: Provenance, request: dict | None, reque
     return records
 
 
-def profile(specs: list[OpSpec], device, run_dir: str | Path, cache: ModelCache, request: dict | None = None,
+def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, Path] | None = None,
+            specs: list[OpSpec] = (), request: dict | None = None,
             progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
             record_state: bool = True) -> ProfileSummary:
-    """Measure every spec (and the invoke overhead) not yet in ``run_dir`` on ``device``; then,
-    unless told not to (a search topping up its LUT has no use for it), time the reference
-    networks that record the device's state."""
+    """Profile ``networks`` (name -> .tflite, method ``in-network`` only) and op ``specs`` into
+    ``run_dir``, measuring only what it lacks; then, unless told not to (a search topping up its
+    LUT has no use for it), time the reference networks that record the device's state."""
     start = time.time()
     run_dir = Path(run_dir)
+    networks = dict(networks or {})
     provenance = device.provenance()
-    wanted = list(dict.fromkeys([OVERHEAD_SPEC, *specs]))
-    done = {r["key"] for r in _open_run(run_dir, provenance, request, len(wanted))}
-    todo = [spec for spec in wanted if spec.key not in done]
-    already = len(wanted) - len(todo)
+    in_network = device.config.method == IN_NETWORK
+    if networks and not in_network:
+        raise LatprofError("isolated timing times single-op models; profile the networks' ops (their specs) instead")
+    records = _open_run(run_dir, provenance, request, len(networks) + len(specs))
+    measured, failed = 0, {}
+    if OVERHEAD_SPEC.key not in {r["key"] for r in records}:
+        append_jsonl(run_dir / MEASUREMENTS_FILE, [invoke_record(device, cache)])
+    if in_network:
+        if specs and not networks and not any(r.get("network") for r in records):
+            networks = calibration_networks(provenance.dtype, cache, progress)
+        done, failed = _profile_networks(networks, device, run_dir, cache, records, progress)
+        measured += done
+        records = read_run(run_dir)[1]
+        held = {r["key"] for r in records if r.get("network")}
+        specs = [spec for spec in dict.fromkeys(specs) if spec.key not in held]
+        if specs:
+            specs += calibration_sample(held, records)
+    done, unsupported = _time_isolated(specs, device, run_dir, cache, records, progress)
+    measured += done
+    failed.update({spec.key: reason for spec, reason in unsupported.items()})
+    if measured and record_state:
+        record_references(run_dir, device, cache, provenance.dtype)
+    already = len(networks) + len(set(specs)) - measured - len(failed)
+    return ProfileSummary(str(run_dir), len(networks) + len(set(specs)), measured, max(0, already), failed,
+                          round(time.time() - start, 1))
 
-    unsupported = ensure_models(todo, provenance.dtype, cache,
-                                progress=lambda done: progress("convert", done, len(todo)))
+
+def calibration_networks(dtype: str, cache: ModelCache, progress) -> dict[str, Path]:
+    """Networks whose ops, timed both inside them and isolated, calibrate the isolated times of an
+    in-network run that profiles no network of its own: a fixed sample of the MnasNet space."""
+    from latprof.convert import ensure_architectures
+    from latprof.space import get_space
+
+    archs = get_space("mnasnet").sample_many(CALIBRATION_NETWORKS, CALIBRATION_SEED)
+    return {text: Path(path) for text, path in ensure_architectures(
+        archs, dtype, cache, progress=lambda done: progress("convert", done, len(archs))).items()}
+
+
+def calibration_sample(held: set[str], records: list[dict]) -> list[OpSpec]:
+    """Up to CALIBRATION_OPS of the ops the run's networks hold (a fixed choice, by hash), to be
+    timed isolated too; fewer when some already are."""
+    isolated = {r["key"] for r in records if r.get("context") == ISOLATED_CONTEXT}
+    keys = sorted(held - {OVERHEAD_SPEC.key}, key=lambda key: hashlib.blake2b(key.encode(), digest_size=8).digest())
+    wanted = keys[:CALIBRATION_OPS]
+    return [OpSpec.from_key(key) for key in wanted if key not in isolated]
+
+
+def _time_isolated(specs, device, run_dir: Path, cache: ModelCache, records: list[dict], progress) -> tuple[int, dict]:
+    """Time the single-op models of the specs the run lacks, in chunks appended as they finish."""
+    dtype = device.config.dtype
+    context = {"context": ISOLATED_CONTEXT} if device.config.method == IN_NETWORK else {}
+    done = {r["key"] for r in records if not r.get("network")}
+    todo = [spec for spec in dict.fromkeys(specs) if spec.key not in done]
+    unsupported = ensure_models(todo, dtype, cache, progress=lambda n: progress("convert", n, len(todo)))
     todo = measuring_order([spec for spec in todo if spec not in unsupported])
     measured = 0
     for first in range(0, len(todo), CHUNK):
         chunk = todo[first:first + CHUNK]
-        timings = device.measure_ops([cache.path(spec, provenance.dtype) for spec in chunk],
-                                     progress=lambda done, base=measured: progress("measure", base + done, len(todo)))
-        append_jsonl(run_dir / MEASUREMENTS_FILE, [_record(spec, timing) for spec, timing in zip(chunk, timings)])
+        timings = device.time_isolated([cache.path(spec, dtype) for spec in chunk],
+                                       progress=lambda n, base=measured: progress("measure", base + n, len(todo)))
+        append_jsonl(run_dir / MEASUREMENTS_FILE, [{**_record(spec, timing), **context}
+                                                   for spec, timing in zip(chunk, timings)])
         measured += len(chunk)
         progress("measure", measured, len(todo))
-    if measured and record_state:
-        record_references(run_dir, device, cache, provenance.dtype)
-    return ProfileSummary(str(run_dir), len(wanted), measured, already,
-                          {spec.key: reason for spec, reason in unsupported.items()}, round(time.time() - start, 1))
+    return measured, unsupported
 
 
-def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache: ModelCache,
-                     request: dict | None = None,
-                     progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
-                     record_state: bool = True) -> ProfileSummary:
-    """Profile whole networks (name -> .tflite) not yet in ``run_dir``: each op's time inside its
-    network and the network's residual (host method v10, ``HostDevice.profile_networks``).
+def _profile_networks(models: dict[str, Path], device, run_dir: Path, cache: ModelCache, records: list[dict],
+                      progress) -> tuple[int, dict[str, str]]:
+    """Profile the networks (name -> .tflite) that have no lines in the run yet: each op's time
+    inside its network and the network's residual (``Device.profile_networks``).
 
     Each op of a network gets a line (``network`` names it), so an op found in several
     networks has a time from each and the LUT keeps their median; one more line per network
     (key ``RESIDUAL_KEY``) holds what the network took beyond the sum of its ops, which the LUT
-    spreads over its ops, and the run's first line the tiny overhead model timed whole (the LUT's
-    invoke overhead).  Networks are timed in chunks, a chunk's lines appended when it
-    is done; a re-run profiles the networks that have no lines yet."""
+    spreads over its ops.  Networks are timed in chunks, a chunk's lines appended when it
+    is done, in an order (by a hash of the name) that has nothing to do with how they were asked."""
     from latprof.tflite_file import decompose
 
-    start = time.time()
-    run_dir = Path(run_dir)
-    provenance = device.provenance()
-    records = _open_run(run_dir, provenance, request, len(models))
-    if OVERHEAD_SPEC.key not in {r["key"] for r in records}:
-        append_jsonl(run_dir / MEASUREMENTS_FILE, [invoke_record(device, cache)])
     done = {r.get("network") for r in records}
     todo = sorted((name for name in models if name not in done),
                   key=lambda name: hashlib.blake2b(name.encode(), digest_size=8).digest())
@@ -163,34 +213,30 @@ def profile_networks(models: dict[str, Path], device, run_dir: str | Path, cache
         ops = [list(decompose(models[name]).ops) for name in chunk]
         profiles, unsupported = device.profile_networks(
             [models[name] for name in chunk], ops,
-            progress=lambda done, base=first: progress("measure", base + done, len(todo)))
+            progress=lambda n, base=first: progress("profile", base + n, len(todo)))
         names = {str(models[name]): name for name in chunk}
         failed.update({names[model]: reason for model, reason in unsupported.items()})
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        records = []
+        lines = []
         for network in profiles:
             name = names[network.model]
-            records += network_records(name, ops[chunk.index(name)], network, stamp)
-        append_jsonl(run_dir / MEASUREMENTS_FILE, records)
-        progress("measure", first + len(chunk), len(todo))
-    measured = len(todo) - len(failed)
-    if measured and record_state:
-        record_references(run_dir, device, cache, provenance.dtype)
-    return ProfileSummary(str(run_dir), len(models), measured, len(models) - len(todo), failed,
-                          round(time.time() - start, 1), unit="networks")
+            lines += network_records(name, ops[chunk.index(name)], network, stamp)
+        append_jsonl(run_dir / MEASUREMENTS_FILE, lines)
+        progress("profile", first + len(chunk), len(todo))
+    return len(todo) - len(failed), failed
 
 
 def invoke_record(device, cache: ModelCache) -> dict:
-    """The measurement line of one invoke (the tiny overhead model timed whole): a v10 LUT's
+    """The measurement line of one invoke (the tiny overhead model timed whole): the LUT's
     overhead, the least a network costs."""
-    dtype = device.provenance().dtype
+    dtype = device.config.dtype
     ensure_models([OVERHEAD_SPEC], dtype, cache)
     (invoke,) = device.measure_models([cache.path(OVERHEAD_SPEC, dtype)])
     return _record(OVERHEAD_SPEC, invoke)
 
 
 def network_records(name: str, ops: list[OpSpec], network: NetworkProfile, stamp: str) -> list[dict]:
-    """The measurement lines of one network profiled by v10: one per op (its share of the
+    """The measurement lines of one profiled network: one per op (its share of the
     network) and one (key ``RESIDUAL_KEY``) for what the network took beyond their sum."""
     return [*({"key": spec.key, "op": spec.op, **timing.to_dict(), "network": name, "time": stamp}
               for spec, timing in zip(ops, network.ops)),

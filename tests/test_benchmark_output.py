@@ -14,9 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from loopback.benchmark_model import FORMATS, install
+from loopback.benchmark_model import BUNDLED, FORMATS, install, latprof_sources, profile_report
 
-from latprof.benchmark_output import GENERATIONS, MEDIAN_MIN_US, format_flags, parse_benchmark_output
+from latprof.attribution import attribute
+from latprof.benchmark_output import (
+    GENERATIONS,
+    MEDIAN_MIN_US,
+    format_flags,
+    network_operators,
+    parse_benchmark_output,
+)
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError
 from latprof.ops import OpSpec
@@ -485,10 +492,15 @@ def run_stand_in(binary: Path, args: list[str], fmt: str = "current", **env: str
                           env=environment, timeout=60)
 
 
-def test_install_writes_an_executable_with_the_given_python(tmp_path):
+def test_install_writes_an_executable_with_the_given_python_and_the_latprof_it_needs(tmp_path):
     binary = install(tmp_path / "bin" / "benchmark_model", python="/usr/bin/python3-phone")
     assert binary.read_text().splitlines()[0] == "#!/usr/bin/python3-phone"
-    assert os.access(binary, os.X_OK) and "import latprof" not in binary.read_text()
+    assert os.access(binary, os.X_OK)
+    # The phone has no latprof: the modules the stand-in runs travel inside it, by source.
+    bundle = latprof_sources()
+    assert {"latprof", *BUNDLED} <= set(bundle) and f"LATPROF_BUNDLE: dict[str, str] = {bundle!r}" in binary.read_text()
+    assert install(tmp_path / "again").read_bytes() != binary.read_bytes()  # another python, same bundle
+    assert install(tmp_path / "a").read_bytes() == install(tmp_path / "b").read_bytes()  # one content, one hash
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -511,14 +523,41 @@ def test_stand_in_output_parses_in_every_format(fmt, stand_in, tiny_model, in_pr
 
 @pytest.mark.parametrize("fmt", ["current", "v2", "old"])
 def test_stand_in_op_profiling(fmt, stand_in, tiny_model):
+    # The builtin kernels (no XNNPACK): one row per op, each run split over them.
     flags = {"graph": str(tiny_model), **FAST, "use_xnnpack": False, "enable_op_profiling": True}
     done = run_stand_in(stand_in, format_flags(flags), fmt)
     run = parse_benchmark_output(done.stdout, flags)
     assert [op.node_type for op in run.op_profile] == ["CONV_2D"]
     assert run.op_profile[0].percent == 100.0 and (run.op_profile[0].start_ms is None) == (fmt == "current")
     assert run.op_profile[0].avg_ms * 1000 == pytest.approx(run.inference.avg, rel=0.02, abs=2)
-    delegated = run_stand_in(stand_in, format_flags({**flags, "use_xnnpack": True}), fmt)
-    assert [op.node_type for op in parse_benchmark_output(delegated.stdout).op_profile] == ["TfLiteXNNPackDelegate"]
+    assert network_operators(run) == [("CONV_2D", run.op_profile[0].avg_ms * 1000)]
+
+    # XNNPACK: its own operator, timed by LiteRT's profiler inside the timed runs (builds since
+    # TensorFlow Lite 2.10); the delegate's node only in older ones.
+    flags = {**flags, "use_xnnpack": True}
+    run = parse_benchmark_output(run_stand_in(stand_in, format_flags(flags), fmt).stdout, flags)
+    assert run.op_profile[0].node_type == "TfLiteXNNPackDelegate"
+    if fmt == "old":
+        assert len(run.op_profile) == 1 and not run.delegate_profile
+        with pytest.raises(LatprofError, match="no per-operator times"):
+            network_operators(run)
+        return
+    assert (len(run.op_profile), len(run.delegate_profile)) == ((2, 0) if fmt == "current" else (1, 1))
+    ((operator, us),) = network_operators(run)
+    assert operator.startswith("Convolution (NHWC, F32)")
+    # Measured inside each run, so less than a run takes (whole microseconds: one of rounding).
+    assert 0 < us <= run.inference.avg + 1
+
+
+def test_stand_in_brings_its_own_latprof(stand_in, tiny_model, tmp_path):
+    """Where latprof cannot be imported (on the phone), the stand-in's op profiling still runs."""
+    fake = tmp_path / "path" / "latprof"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('latprof is not on the phone')\n")
+    flags = {"graph": str(tiny_model), **FAST, "use_xnnpack": True, "enable_op_profiling": True}
+    done = run_stand_in(stand_in, format_flags(flags), PYTHONPATH=str(fake.parent))
+    assert done.returncode == 0, done.stdout
+    assert network_operators(parse_benchmark_output(done.stdout, flags))[0][0].startswith("Convolution")
 
 
 def test_stand_in_unknown_flag_runs_with_defaults_and_is_refused(stand_in, tiny_model):
@@ -566,12 +605,95 @@ def test_stand_in_honours_min_and_max_secs(stand_in, tiny_model):
     assert 1 < fast_run.inference.count < 100000  # stopped by max_secs
 
 
-def test_stand_in_imports_only_what_the_phone_has():
-    """On the fake phone only the Python installation is visible: no latprof, no TensorFlow."""
-    tree = ast.parse((Path(__file__).parent / "loopback" / "benchmark_model.py").read_text())
+def imported_packages(source: str) -> set[str]:
+    tree = ast.parse(source)
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported - set(sys.stdlib_module_names) == {"numpy", "ai_edge_litert"}
+    return imported | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                       and node.level == 0}
+
+
+def test_stand_in_imports_only_what_the_phone_has():
+    """On the fake phone only the Python installation is visible: no TensorFlow, and latprof only
+    as the modules the stand-in carries (which themselves import nothing else)."""
+    phone = set(sys.stdlib_module_names) | {"numpy", "ai_edge_litert", "latprof"}
+    assert imported_packages((Path(__file__).parent / "loopback" / "benchmark_model.py").read_text()) <= phone
+    for source in latprof_sources().values():
+        assert imported_packages(source) <= phone
+
+
+# --- Op tables as operators, in run order, for the attribution --------------------------------------
+
+# What precedes an op-profiling report: one timed phase of a current build with op profiling on.
+PROFILED_HEAD = """\
+INFO: STARTING!
+INFO: Log parameter values verbosely: [0]
+INFO: Graph: [net.tflite]
+INFO: Enable op profiling: [1]
+INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+INFO: count=50 first=1210 curr=1152 min=1112 max=1213 avg=1160.66 std=19 p5=1120 median=1158 p95=1200
+
+INFO: Inference timings in us: Init: 530, First inference: 1240, Warmup (avg): 1172.25, Inference (avg): 1160.66
+"""
+DELEGATE_NODE = ("TfLiteXNNPackDelegate", "[logits]:3", [100.0])
+# XNNPACK's operators (run index, name, us) and an op the interpreter ran after the delegate.
+XNNPACK_OPERATORS = [(0, "Convolution (NHWC, F32) IGEMM", 60.0), (1, "Mean (ND) Reduce2", 10.0),
+                     (2, "Fully Connected (NC, F32) GEMM", 30.0)]
+INTERPRETER_OP = ("SOFTMAX", "[probs]:4", [5.0])
+
+
+def profiled_output(rows, internal=(), fmt="current") -> str:
+    """An output with the regular runs' op-profiling report, laid out as profile_summarizer.cc and
+    StatsCalculator write it (by the stand-in's writer: no public capture of XNNPACK's operator rows
+    was found)."""
+    return PROFILED_HEAD + profile_report("Operator-wise Profiling Info for Regular Benchmark Runs:", list(rows), fmt,
+                                          list(internal))
+
+
+def xnnpack_rows(order=XNNPACK_OPERATORS, node_type=None):
+    return [(node_type or name, f"Delegate/{name}:{index}", [us]) for index, name, us in order]
+
+
+@pytest.mark.parametrize("layout", ["regular rows", "delegate internal"])
+def test_xnnpack_operators_replace_their_delegate_node_in_run_order(layout):
+    """Current builds list XNNPACK's operators after the delegate's row (node type the operator);
+    TensorFlow Lite 2.10-2.12 in a "Delegate internal:" report (node type DelegateOpInvoke).  Either
+    way an operator's index is its place in XNNPACK's run: builds that sort the table by start time
+    list them out of order (here by time, as made-up starts would)."""
+    shuffled = sorted(XNNPACK_OPERATORS, key=lambda operator: -operator[2])
+    if layout == "regular rows":
+        text = profiled_output([DELEGATE_NODE, *xnnpack_rows(shuffled), INTERPRETER_OP])
+    else:
+        text = profiled_output([DELEGATE_NODE, INTERPRETER_OP], xnnpack_rows(shuffled, "DelegateOpInvoke"), fmt="v2")
+    run = parse_benchmark_output(text, {"graph": "net.tflite", "enable_op_profiling": True})
+    assert len(run.delegate_profile) == (3 if layout == "delegate internal" else 0)
+    operators = network_operators(run)
+    assert operators == [(name, us) for _, name, us in XNNPACK_OPERATORS] + [("SOFTMAX", 5.0)]
+    spec = OpSpec("ADD", ((4, 4, 8), (4, 4, 8)), (4, 4, 8))
+    ops = [OpSpec(op, spec.inputs, spec.output) for op in ("CONV_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX")]
+    assert attribute(ops, operators) == [60.0, 10.0, 30.0, 5.0]
+
+
+def test_builtin_kernels_are_their_own_operators():
+    """Without XNNPACK every op is a row of the interpreter's, named by its type."""
+    operators = network_operators(parse_benchmark_output(NOBUO_V2_PROFILED, NOBUO_FLAGS))
+    assert len(operators) == 31 and operators[0] == ("CONV_2D", 60957.0) and operators[-1] == ("SOFTMAX", 233.0)
+
+
+@pytest.mark.parametrize("node", ["TfLiteXNNPackDelegate", "TfLiteGpuDelegateV2"])
+def test_a_delegate_that_reports_only_its_node_is_a_clear_error(node):
+    """XNNPACK before TensorFlow Lite 2.10, and the GPU delegate always, show one row for the graph."""
+    run = parse_benchmark_output(profiled_output([(node, "[logits]:3", [100.0]), INTERPRETER_OP]))
+    with pytest.raises(LatprofError, match=f"1 {node} node and reported no per-operator times") as failure:
+        network_operators(run)
+    assert "--method isolated" in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_operators_of_several_delegate_partitions_are_refused():
+    """Each partition numbers its operators from 0: their rows cannot be told apart."""
+    second = ("TfLiteXNNPackDelegate", "[features]:1", [50.0])
+    run = parse_benchmark_output(profiled_output([DELEGATE_NODE, INTERPRETER_OP, second, *xnnpack_rows()]))
+    with pytest.raises(LatprofError, match="2 delegate nodes"):
+        network_operators(run)
 
 
 def test_short_latencies_use_the_mean_not_the_rounded_median():

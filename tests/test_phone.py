@@ -1,35 +1,43 @@
-"""The phone path end to end: latprof -> adbutils -> a real adb server -> the loopback phone.
+"""The phone path end to end: latprof's phone devices -> adbutils -> a real adb server -> the loopback phone.
 
 The phone's "benchmark_model" is the stand-in of tests/loopback/benchmark_model.py: it runs the
-pushed model with LiteRT and prints the real tool's output, so the device scripts, the parser and
-the resume logic all run for real.  Every run writes the graphs it measured to a call log on the
-phone, which is how "measured exactly once" is checked.
+pushed model with LiteRT and prints the real tool's output (op-profiling tables with XNNPACK's
+operators timed by LiteRT's profiler), so the device scripts, the parser, the attribution of op
+times and the resume logic all run for real.  Every run writes the graph it measured to a call
+log on the phone, which is how "measured exactly once" is checked.
+
+The devices are driven through their classes (``AndroidDevice``, ``PhoneFarm``), the contract of
+``latprof.devices.base``; a killed host is a separate Python process.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import random
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import latprof_executable
 from loopback.benchmark_model import install
 
-from latprof.reference import REFERENCE_NETWORKS
+from latprof.devices.android import AndroidDevice, PhoneSettings, list_phones
+from latprof.devices.base import DeviceConfig
+from latprof.devices.farm import PhoneFarm
+from latprof.errors import LatprofError
+from latprof.timing import IN_NETWORK, ISOLATED
 
 CALL_LOG = "/data/local/tmp/benchmark_model.calls"
-# A finished profile of the tiny model runs each of its 8 ops' models once, then the reference
-# networks that record the phone's state.
-RUN_CALLS = 8 + len(REFERENCE_NETWORKS)
 # Short runs: the stand-in's own start (Python + LiteRT import) is most of the time per model.
-FAST = ["--warmup-runs", "1", "--warmup-min-secs", "0", "--num-runs", "3", "--min-secs", "0"]
+FAST = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0)
+ISOLATED_CONFIG, IN_NETWORK_CONFIG = DeviceConfig(method=ISOLATED), DeviceConfig(method=IN_NETWORK)
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +46,38 @@ def stand_in(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_arch_text, tmp_path_factory) -> Path:
-    """A converted network of seven ops: profiling its ops measures eight models (with the overhead op)."""
-    from latprof.arch import Architecture
-    from latprof.builder import build_model
-    from latprof.convert import convert_keras
+def op_models(tiny_arch, model_cache) -> list[Path]:
+    """The single-op models of a network of seven ops (stem, one block, head)."""
+    from latprof.convert import ensure_models
+    from latprof.network import Network
 
-    path = tmp_path_factory.mktemp("models") / "tiny.tflite"
-    path.write_bytes(convert_keras(build_model(Architecture.from_string(tiny_arch_text))))
-    return path
+    specs = list(dict.fromkeys(Network(tiny_arch).ops))
+    assert ensure_models(specs, "float32", model_cache) == {}
+    return [model_cache.path(spec, "float32") for spec in specs]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(op_models) -> Path:
+    """A small model that takes a fraction of a millisecond: the largest of the op models."""
+    return max(op_models, key=lambda path: path.stat().st_size)
+
+
+@pytest.fixture(scope="module")
+def networks(model_cache) -> list[Path]:
+    """Two real networks of the MnasNet space, made small (128x128, half width): about a millisecond."""
+    from latprof.convert import ensure_architectures
+    from latprof.space import get_space
+
+    archs = [replace(arch, resolution=128, width=0.5) for arch in get_space("mnasnet").sample_many(2, 0)]
+    paths = ensure_architectures(archs, "float32", model_cache)
+    return [Path(paths[arch.to_string()]) for arch in archs]
+
+
+@pytest.fixture(scope="module")
+def network_ops(networks) -> list[list]:
+    from latprof.tflite_file import decompose
+
+    return [list(decompose(path).ops) for path in networks]
 
 
 @pytest.fixture
@@ -55,19 +86,20 @@ def logged_phone(phone_factory):
     return phone_factory(env={"BENCHMARK_MODEL_CALL_LOG": CALL_LOG}).start()
 
 
+def device(phone, binary, config: DeviceConfig = ISOLATED_CONFIG, settings: PhoneSettings = FAST,
+           **options) -> AndroidDevice:
+    serial = phone if isinstance(phone, str) else phone.serial
+    return AndroidDevice(serial, binary, config, settings, **options)
+
+
 def calls(phone) -> list[str]:
     path = phone.device_path(CALL_LOG)
     return path.read_text().splitlines() if path.exists() else []
 
 
-def latprof(*args, check: bool = False, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real console script; the adb server's port comes from the environment the
-    ``adb_server`` fixture exported."""
-    done = subprocess.run([latprof_executable(), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=env or os.environ)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+def on_phone(model: Path) -> str:
+    """The path a model has on the phone (by content), as benchmark_model's --graph names it."""
+    return f"/data/local/tmp/latprof/models/{hashlib.sha256(model.read_bytes()).hexdigest()}.tflite"
 
 
 def jobs(phone) -> list[str]:
@@ -76,29 +108,28 @@ def jobs(phone) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
-def profile_args(serial: str, stand_in, model, run_dir, *extra) -> list:
-    return ["profile", "--device", serial, "--benchmark-binary", stand_in, "--models", model, "-o", run_dir,
-            *FAST, *extra]
+def fresh_folders(phone) -> list[Path]:
+    folder = phone.device_path("/data/local/tmp/latprof/results/fresh")
+    return list(folder.iterdir()) if folder.is_dir() else []
 
 
-def one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("latprof: error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+def in_thread(action):
+    """Run ``action`` in a thread; returns (thread, outcome) with outcome["result"] or ["error"]."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = action()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    return worker, outcome
 
 
-def measured_keys(run_dir: Path) -> list[str]:
-    return [json.loads(line)["key"] for line in (run_dir / "measurements.jsonl").read_text().splitlines()]
-
-
-def test_devices_lists_the_host_and_the_phone(phone):
-    listing = json.loads(latprof("devices", "--json", check=True).stdout)
-    assert listing[0]["serial"] == "host"
-    (entry,) = [d for d in listing if d["serial"] == phone.serial]
+def test_list_phones_describes_the_loopback_phone(phone):
+    (entry,) = [info.to_dict() for info in list_phones() if info.serial == phone.serial]
     cores = os.cpu_count()
     assert entry["state"] == "device" and entry["model"] == "Pixel 7" and entry["manufacturer"] == "Loopback"
     assert "x86_64" in entry["abilist"] and entry["android"] and entry["cores"] == cores
@@ -108,107 +139,162 @@ def test_devices_lists_the_host_and_the_phone(phone):
     assert entry["conditions"]["thermal"] == "0"
 
 
-def test_profile_on_a_phone_measures_each_model_once_with_provenance(logged_phone, stand_in, tiny_model, tmp_path):
-    run_dir = tmp_path / "run"
-    started = time.monotonic()
-    summary = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
-    seconds = time.monotonic() - started
-    assert summary["requested"] == 8 and summary["measured_now"] == 8 and summary["already_measured"] == 0
-    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
-    references = [json.loads(line) for line in (run_dir / "reference.jsonl").read_text().splitlines()]
-    assert len(references) == 2 and all(r["latency_us"] > 0 for r in references)
-    records = [json.loads(line) for line in (run_dir / "measurements.jsonl").read_text().splitlines()]
-    assert len({r["key"] for r in records}) == 8
-    for record in records:
-        assert record["latency_us"] > 0 and record["runs"] >= 3
-        assert record["conditions"]["before_thermal"] == "0" and record["conditions"]["after_thermal"] == "0"
-        assert record["conditions"]["mask"] and record["conditions"]["before_level"] == "87"
-    provenance = json.loads((run_dir / "run.json").read_text())["provenance"]
-    assert provenance["device"] == "Loopback Pixel 7"
-    assert provenance["binary_sha256"] == hashlib.sha256(stand_in.read_bytes()).hexdigest()
-    assert provenance["threads"] == 1 and provenance["delegate"] == "xnnpack" and provenance["dtype"] == "float32"
-    assert "--num_threads=1" in provenance["method"] and "--use_xnnpack=true" in provenance["method"]
-    assert provenance["details"]["serials"] == [logged_phone.serial]
-    assert "Android" in provenance["runtime"] and "cores" in provenance["hardware"]
+def test_the_phone_declares_its_methods_and_refuses_other_configurations(phone, stand_in, networks, network_ops):
+    assert AndroidDevice.methods == {IN_NETWORK, ISOLATED} and AndroidDevice.delegates == ("xnnpack", "none")
+    with pytest.raises(LatprofError, match="delegate 'gpu' is not available"):
+        device(phone, stand_in, DeviceConfig(delegate="gpu"))
+    with pytest.raises(LatprofError, match="profiling networks op by op is method in-network"):
+        device(phone, stand_in, ISOLATED_CONFIG).profile_networks(networks, network_ops)
 
-    # The finished jobs' folders are gone; their results stay and serve the re-run.
+
+def test_isolated_times_each_op_model_once_with_provenance(logged_phone, stand_in, op_models):
+    phone = device(logged_phone, stand_in)
+    progress: list[int] = []
+    timings = phone.time_isolated(op_models, progress.append)
+    assert sorted(calls(logged_phone)) == sorted(on_phone(path) for path in op_models)
+    assert progress[-1] == len(op_models)
+    for timing in timings:
+        assert timing.latency_us > 0 and timing.runs >= 3 and timing.p5_us <= timing.p95_us
+        assert timing.conditions["before_thermal"] == "0" and timing.conditions["after_thermal"] == "0"
+        assert timing.conditions["mask"] and timing.conditions["before_level"] == "87"
+    provenance = phone.provenance()
+    assert provenance.device == "Loopback Pixel 7"
+    assert provenance.binary_sha256 == hashlib.sha256(stand_in.read_bytes()).hexdigest()
+    assert (provenance.threads, provenance.delegate, provenance.dtype) == (1, "xnnpack", "float32")
+    assert provenance.method.startswith("isolated/1 (") and "--enable_op_profiling" not in provenance.method
+    assert "--num_threads=1" in provenance.method and "--use_xnnpack=true" in provenance.method
+    assert provenance.details["serials"] == [logged_phone.serial]
+    assert "Android" in provenance.runtime and "cores" in provenance.hardware
+
+    # The finished job's folder is gone; its results stay and serve the next request, even of
+    # another device object (a re-run).
     assert not jobs(logged_phone)
-    again = json.loads(latprof(*profile_args(logged_phone.serial, stand_in, tiny_model, run_dir), "--json", check=True).stdout)
-    assert again["measured_now"] == 0 and again["already_measured"] == 8 and len(calls(logged_phone)) == RUN_CALLS
-
-    lut = tmp_path / "phone_lut.json"
-    latprof("lut", "build", run_dir, "-o", lut, check=True)
-    (prediction,) = json.loads(latprof("predict", tiny_model, "--lut", lut, "--json", check=True).stdout)
-    assert prediction["latency_ms"] > 0 and not prediction["missing"]
-    print(f"\nloopback phone: 8 models in {seconds:.1f} s ({seconds / 8:.2f} s per model)")
+    again = device(logged_phone, stand_in).time_isolated(op_models)
+    assert again == timings and len(calls(logged_phone)) == len(op_models)
 
 
-def test_profile_survives_three_adbd_crashes(logged_phone, stand_in, tiny_model, tmp_path):
+def test_in_network_profiles_real_networks_op_by_op(logged_phone, stand_in, networks, network_ops):
+    """Each network is timed whole and profiled once; its ops' times inside it add up to it."""
+    # The whole timing and the profiled runs are two processes, seconds apart: on this shared host a
+    # spell of contention can slow one of them (a phone has no such neighbours), so a profile off by
+    # more than the bound is taken again, with other settings (so re-measured), at most twice.
+    for attempt in range(3):
+        settings = PhoneSettings(warmup_runs=3, warmup_min_secs=0.2, num_runs=20 + attempt, min_secs=0.5)
+        phone = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings)
+        progress: list[int] = []
+        profiles, failed = phone.profile_networks(networks, network_ops, progress.append)
+        assert failed == {} and [p.model for p in profiles] == [str(path) for path in networks]
+        assert progress == sorted(progress) and progress[-1] == len(networks)
+        # The profiled runs' operators against the network timed whole without profiling: what
+        # the phone spends beyond its operators is an invoke (a sanity bound, not a speed).
+        ratios = [sum(op.latency_us for op in profile.ops) / profile.latency.latency_us for profile in profiles]
+        if all(abs(ratio - 1) < 0.15 for ratio in ratios):
+            break
+    assert all(abs(ratio - 1) < 0.15 for ratio in ratios), ratios
+    for profile, ops in zip(profiles, network_ops):
+        assert len(profile.ops) == len(ops) and all(op.latency_us >= 0 for op in profile.ops)
+        convolutions = [t.latency_us for t, spec in zip(profile.ops, ops) if spec.op == "CONV_2D"]
+        assert max(convolutions) > 0 and profile.latency.conditions["before_thermal"] == "0"
+        assert profile.ops[0].runs >= 20 and profile.ops[0].conditions["statistic"] == "op profile avg"
+    # Two runs of each network (per attempt): one timed whole, one with op profiling.
+    runs = 2 * (attempt + 1)
+    assert Counter(calls(logged_phone)) == {on_phone(path): runs for path in networks}
+    provenance = phone.provenance()
+    assert provenance.method.startswith("in-network/1 (") and "--enable_op_profiling=true" in provenance.method
+    assert "--num_threads=1" in provenance.method and "--use_xnnpack=true" in provenance.method
+
+    # Both results stay on the phone: the same request, by another device object, runs nothing.
+    assert not jobs(logged_phone)
+    again, _ = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings).profile_networks(networks, network_ops)
+    assert [p.ops for p in again] == [p.ops for p in profiles] and len(calls(logged_phone)) == runs * len(networks)
+
+
+def test_a_delegate_without_per_operator_rows_fails_the_network_with_the_reason(phone_factory, stand_in, networks,
+                                                                                  network_ops, tmp_path):
+    """A benchmark_model from before XNNPACK reported its operators prints one TfLiteXNNPackDelegate
+    row: the network is reported, not an exception; so is a network benchmark_model cannot load."""
+    old = phone_factory(env={"BENCHMARK_MODEL_FORMAT": "old"}).start()
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(networks[0].read_bytes()[:4000])
+    profiles, failed = device(old, stand_in, IN_NETWORK_CONFIG).profile_networks(
+        [networks[0], truncated], [network_ops[0], network_ops[0]])
+    assert profiles == [] and list(failed) == [str(networks[0]), str(truncated)]
+    assert "1 TfLiteXNNPackDelegate node" in failed[str(networks[0])]
+    assert "no per-operator times" in failed[str(networks[0])] and "--method isolated" in failed[str(networks[0])]
+    assert "benchmark_model failed on model" in failed[str(truncated)]
+
+
+def test_in_network_resumes_after_a_killed_host_without_running_anything_twice(logged_phone, stand_in, networks,
+                                                                                network_ops):
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from latprof.devices.android import AndroidDevice, PhoneSettings\n"
+              "from latprof.devices.base import DeviceConfig\nfrom latprof.tflite_file import decompose\n"
+              "serial, binary, *models = sys.argv[1:]\npaths = [Path(m) for m in models]\n"
+              "settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0.5)\n"
+              "AndroidDevice(serial, binary, DeviceConfig(), settings).profile_networks(\n"
+              "    paths, [list(decompose(p).ops) for p in paths])\n")
+    host = subprocess.Popen([sys.executable, "-c", script, logged_phone.serial, str(stand_in), *map(str, networks)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not calls(logged_phone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(host.pid, signal.SIGKILL)
+    host.wait()
+    assert 1 <= len(calls(logged_phone)) < 2 * len(networks) and jobs(logged_phone)  # the job stays for the re-run
+    settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0.5)
+    profiles, failed = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings).profile_networks(networks,
+                                                                                                   network_ops)
+    assert failed == {} and len(profiles) == len(networks)
+    assert Counter(calls(logged_phone)) == {on_phone(path): 2 for path in networks}
+    assert not jobs(logged_phone)
+
+
+def test_a_run_survives_three_adbd_crashes(logged_phone, stand_in, op_models):
     """adbd dies three times during the run (a loose cable); the job on the phone goes on, the
     host waits for the phone and follows it to the end."""
-    run_dir = tmp_path / "run"
-    command = [latprof_executable(), *map(str, profile_args(logged_phone.serial, stand_in, tiny_model, run_dir)),
-               "--min-secs", "1.0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    phone = device(logged_phone, stand_in, settings=replace(FAST, min_secs=1.0))
+    worker, outcome = in_thread(lambda: phone.time_isolated(op_models))
     crashes, deadline = 0, time.monotonic() + 240
     # Crash after the 1st, 3rd and 5th model: the job runs on while adbd is down (about 1.5 s a model).
-    while crashes < 3 and process.poll() is None and time.monotonic() < deadline:
+    while crashes < 3 and worker.is_alive() and time.monotonic() < deadline:
         if len(calls(logged_phone)) >= 2 * crashes + 1:
             logged_phone.kill()
             time.sleep(0.5)
             logged_phone.restart()
             crashes += 1
         time.sleep(0.05)
-    out, err = process.communicate(timeout=300)
+    worker.join(300)
     assert crashes == 3, "the run finished before three crashes; make it longer"
-    assert process.returncode == 0, err
-    assert sorted(measured_keys(run_dir)) == sorted(set(measured_keys(run_dir))) and len(measured_keys(run_dir)) == 8
-    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
+    assert "error" not in outcome, outcome.get("error")
+    assert len(outcome["result"]) == len(op_models) and all(t.latency_us > 0 for t in outcome["result"])
+    assert sorted(calls(logged_phone)) == sorted(on_phone(path) for path in op_models)
 
 
-def test_a_killed_host_resumes_without_measuring_twice(logged_phone, stand_in, tiny_model, tmp_path):
-    run_dir = tmp_path / "run"
-    args = profile_args(logged_phone.serial, stand_in, tiny_model, run_dir, "--min-secs", "0.3")
-    process = subprocess.Popen([latprof_executable(), *map(str, args)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while len(calls(logged_phone)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert 2 <= len(calls(logged_phone)) < 8 and jobs(logged_phone)  # the job stays for the re-run
-    latprof(*args, check=True)
-    assert len(measured_keys(run_dir)) == 8 == len(set(measured_keys(run_dir)))
-    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
-    assert not jobs(logged_phone)
-
-
-def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, stand_in, tiny_model, tmp_path):
-    """The phone drops off for longer than --reconnect-timeout (adbd gone, cable out): the host
+def test_an_unplugged_phone_stops_the_run_and_the_rerun_resumes(logged_phone, stand_in, op_models):
+    """The phone drops off for longer than the reconnect timeout (adbd gone, cable out): the host
     stops with a message; the job on the phone goes on, and the re-run collects its results."""
-    run_dir = tmp_path / "run"
-    args = profile_args(logged_phone.serial, stand_in, tiny_model, run_dir, "--min-secs", "0.3")
-    command = [latprof_executable(), *map(str, args), "--reconnect-timeout", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow = replace(FAST, min_secs=0.3)
+    worker, outcome = in_thread(lambda: device(logged_phone, stand_in, settings=slow, reconnect_timeout=2)
+                                .time_isolated(op_models))
     deadline = time.monotonic() + 120
     while not calls(logged_phone) and time.monotonic() < deadline:
         time.sleep(0.1)
     logged_phone.kill()
     logged_phone.disconnect()
-    out, err = process.communicate(timeout=120)
-    one_line_error(subprocess.CompletedProcess(command, process.returncode, out, err),
-                   logged_phone.serial, "re-run the same command")
+    worker.join(120)
+    assert isinstance(outcome.get("error"), LatprofError), outcome
+    message = str(outcome["error"])
+    assert logged_phone.serial in message and "re-run the same command" in message
     assert jobs(logged_phone)  # kept: the phone goes on, and the re-run follows the same job
     logged_phone.start()
-    latprof(*args, check=True)
-    assert len(measured_keys(run_dir)) == 8 == len(set(measured_keys(run_dir)))
-    assert len(calls(logged_phone)) == RUN_CALLS == len(set(calls(logged_phone)))
+    timings = device(logged_phone, stand_in, settings=slow).time_isolated(op_models)
+    assert len(timings) == len(op_models)
+    assert sorted(calls(logged_phone)) == sorted(on_phone(path) for path in op_models)
 
 
-def test_phone_not_connected(adb_server, stand_in, tiny_model, tmp_path):
-    done = latprof(*profile_args("127.0.0.1:9", stand_in, tiny_model, tmp_path / "run"))
-    one_line_error(done, "127.0.0.1:9", "is absent", "plug it in")
-    assert not (tmp_path / "run").exists()
+def test_phone_not_connected(adb_server, stand_in):
+    with pytest.raises(LatprofError, match=r"127\.0\.0\.1:9 is absent: plug it in"):
+        device("127.0.0.1:9", stand_in)
 
 
 def test_wrong_abi_binary_is_refused_before_models_are_pushed(phone, tiny_model, tmp_path):
@@ -216,53 +302,49 @@ def test_wrong_abi_binary_is_refused_before_models_are_pushed(phone, tiny_model,
     # An ELF header for aarch64 (e_machine 183): what the official android_aarch64 build starts with.
     arm64.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + (2).to_bytes(2, "little") + (183).to_bytes(2, "little")
                       + bytes(100))
-    done = latprof(*profile_args(phone.serial, arm64, tiny_model, tmp_path / "run"))
-    one_line_error(done, "arm64-v8a", "x86_64")
+    with pytest.raises(LatprofError, match="arm64-v8a.*x86_64"):
+        device(phone, arm64).time_isolated([tiny_model])
     assert not phone.device_path("/data/local/tmp/latprof/models").exists()
     assert not phone.device_path("/data/local/tmp/latprof/bin").exists()
 
 
 def test_binary_that_does_not_run_on_the_phone(phone, tiny_model, tmp_path):
     garbage = tmp_path / "benchmark_model"
-    garbage.write_bytes(os.urandom(4096))
-    one_line_error(latprof(*profile_args(phone.serial, garbage, tiny_model, tmp_path / "run")), "does not run on phone")
+    # Not a program: the phone refuses to start it, or its shell runs it as a script of garbage.
+    garbage.write_bytes(random.Random(0).randbytes(4096))
+    with pytest.raises(LatprofError, match="does not run on phone"):
+        device(phone, garbage).measure_models([tiny_model])
     assert not phone.device_path("/data/local/tmp/latprof/models").exists()
 
 
-def test_missing_binary(phone, tiny_model, tmp_path):
-    done = latprof(*profile_args(phone.serial, tmp_path / "absent", tiny_model, tmp_path / "run"))
-    one_line_error(done, "does not exist")
+def test_missing_binary(phone, tmp_path):
+    with pytest.raises(LatprofError, match="does not exist"):
+        device(phone, tmp_path / "absent")
 
 
-def test_a_full_phone_is_a_clear_error(phone_factory, stand_in, tiny_model, tmp_path):
+def test_a_full_phone_is_a_clear_error(phone_factory, stand_in, op_models):
     scripts = sum(p.stat().st_size for p in (Path(__file__).parent.parent / "device_scripts").glob("*.sh"))
     # Room for the scripts and the binary, not for the models.
     full = phone_factory(quota_bytes=scripts + stand_in.stat().st_size + 1024).start()
-    done = latprof(*profile_args(full.serial, stand_in, tiny_model, tmp_path / "run"))
-    one_line_error(done, "storage full", "re-run the same command")
-    measurements = tmp_path / "run" / "measurements.jsonl"
-    assert not measurements.exists() or measurements.read_text() == ""
+    with pytest.raises(LatprofError, match="storage full.*re-run the same command"):
+        device(full, stand_in).time_isolated(op_models)
 
 
-def test_flags_the_binary_does_not_know_are_refused(phone_factory, stand_in, tiny_model, tmp_path):
+def test_flags_the_binary_does_not_know_are_refused(phone_factory, stand_in, tiny_model):
     """An older benchmark_model ignores flags it does not know and runs with defaults: the
     measurement would silently be another one than asked for."""
     old = phone_factory(env={"BENCHMARK_MODEL_UNKNOWN_FLAGS": "warmup_min_secs"}).start()
-    done = latprof("measure", "--device", old.serial, "--benchmark-binary", stand_in, tiny_model, *FAST)
-    one_line_error(done, "warmup_min_secs")
+    with pytest.raises(LatprofError, match="warmup_min_secs"):
+        device(old, stand_in).measure_models([tiny_model])
     # A fresh timing that failed leaves nothing behind: no re-run would read it.
-    fresh = old.device_path("/data/local/tmp/latprof/results/fresh")
-    assert fresh.is_dir() and not any(fresh.iterdir()) and not jobs(old)
+    assert not fresh_folders(old) and not jobs(old)
 
 
 @pytest.mark.parametrize("generation", ["current", "v2", "old", "old-nostats", "all-same"])
 def test_measure_whole_model_on_phone_with_every_output_generation(phone_factory, stand_in, tiny_model, generation):
     phone = phone_factory(env={"BENCHMARK_MODEL_FORMAT": generation}).start()
-    result = json.loads(latprof("measure", "--device", phone.serial, "--benchmark-binary", stand_in, tiny_model,
-                                *FAST, "--json", check=True).stdout)
-    (row,) = result["models"]
-    assert 0 < row["latency_ms"] < 100 and row["p5_ms"] <= row["p95_ms"]
-    assert result["provenance"]["device"] == "Loopback Pixel 7"
+    (timing,) = device(phone, stand_in).measure_models([tiny_model])
+    assert 0 < timing.latency_us < 100_000 and timing.p5_us <= timing.p95_us
 
 
 def test_hostile_model_name_runs_nothing_else(phone, stand_in, tiny_model, tmp_path):
@@ -270,98 +352,87 @@ def test_hostile_model_name_runs_nothing_else(phone, stand_in, tiny_model, tmp_p
     shutil.copy(tiny_model, hostile)
     canary = phone.device_path("/data/local/tmp/x")
     canary.write_text("still here")
-    result = json.loads(latprof("measure", "--device", phone.serial, "--benchmark-binary", stand_in, hostile,
-                                *FAST, "--json", check=True).stdout)
-    assert result["models"][0]["model"] == str(hostile) and result["models"][0]["latency_ms"] > 0
-    assert canary.read_text() == "still here"
+    (timing,) = device(phone, stand_in).measure_models([hostile])
+    assert timing.latency_us > 0 and canary.read_text() == "still here"
 
 
 def test_the_loop_waits_while_the_phone_is_hot(logged_phone, stand_in, tiny_model):
-    from latprof.devices.android import AndroidDevice, PhoneSettings
-
     logged_phone.set_thermal(status=3, temperature_c=52.0)
-    settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, cool_poll=1)
-    device = AndroidDevice(logged_phone.serial, stand_in, settings=settings)
-    result = {}
-    worker = threading.Thread(target=lambda: result.update(timings=device.measure_models([tiny_model])))
-    worker.start()
+    phone = device(logged_phone, stand_in, settings=replace(FAST, cool_poll=1))
+    worker, outcome = in_thread(lambda: phone.measure_models([tiny_model]))
     time.sleep(3)
     assert calls(logged_phone) == [], "measured while the phone was throttling"
     logged_phone.set_thermal(status=0, temperature_c=38.0)
     worker.join(120)
-    (timing,) = result["timings"]
+    (timing,) = outcome["result"]
     assert timing.conditions["cooldown_s"] >= 2 and timing.conditions["before_thermal"] == "0"
     assert timing.latency_us > 0
 
 
 def test_capped_clocks_count_as_throttling(logged_phone, stand_in, tiny_model):
-    from latprof.devices.android import AndroidDevice, PhoneSettings
-
-    settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, cool_poll=1, cool_timeout=2)
-    device = AndroidDevice(logged_phone.serial, stand_in, settings=settings)
-    big = int(device.info.mask, 16).bit_length() - 1
+    phone = device(logged_phone, stand_in, settings=replace(FAST, cool_poll=1, cool_timeout=2))
+    big = int(phone.info.mask, 16).bit_length() - 1
     cap = logged_phone.device_path(f"/sys/devices/system/cpu/cpu{big}/cpufreq/scaling_max_freq")
     cap.write_text("1000000\n")
-    (timing,) = device.measure_models([tiny_model])
+    (timing,) = phone.measure_models([tiny_model])
     # The cap never lifted: the loop waited its cool_timeout, then measured and said so.
     assert timing.conditions["cooldown_s"] >= 2 and timing.conditions["before_cap_khz"] == "1000000"
 
 
-def test_a_farm_of_two_phones_shares_the_work(phone_factory, stand_in, tiny_model, tmp_path):
+def test_a_farm_of_two_phones_shares_the_work(phone_factory, stand_in, op_models, networks, network_ops):
     env = {"BENCHMARK_MODEL_CALL_LOG": CALL_LOG}
     phones = [phone_factory(env=env).start(), phone_factory(env=env).start()]
-    run_dir = tmp_path / "run"
-    latprof("profile", "--serial", phones[0].serial, "--serial", phones[1].serial, "--benchmark-binary", stand_in,
-            "--models", tiny_model, "-o", run_dir, *FAST, check=True)
+    farm = PhoneFarm([device(phone, stand_in) for phone in phones])
+    assert farm.config == ISOLATED_CONFIG
+    timings = farm.time_isolated(op_models)
     first, second = calls(phones[0]), calls(phones[1])
-    assert first and second and not set(first) & set(second) and len(first) + len(second) == RUN_CALLS
-    assert len(measured_keys(run_dir)) == 8
-    provenance = json.loads((run_dir / "run.json").read_text())["provenance"]
-    assert sorted(provenance["details"]["serials"]) == sorted(p.serial for p in phones)
+    assert first and second and not set(first) & set(second)
+    assert sorted(first + second) == sorted(on_phone(path) for path in op_models)
+    assert len(timings) == len(op_models) and all(t.latency_us > 0 for t in timings)
+    assert farm.time_isolated(op_models) == timings and len(calls(phones[0]) + calls(phones[1])) == len(op_models)
+    assert sorted(farm.provenance().details["serials"]) == sorted(p.serial for p in phones)
+
+    # In-network: each network timed whole and profiled on one phone.
+    farm = PhoneFarm([device(phone, stand_in, IN_NETWORK_CONFIG) for phone in phones])
+    profiles, failed = farm.profile_networks(networks, network_ops)
+    assert failed == {} and [p.model for p in profiles] == [str(path) for path in networks]
+    by_phone = [Counter(calls(phone)) - Counter(first if i == 0 else second) for i, phone in enumerate(phones)]
+    assert sorted(map(dict, by_phone), key=len) == sorted([{on_phone(networks[0]): 2}, {on_phone(networks[1]): 2}],
+                                                          key=len)
+    assert farm.provenance().method.startswith("in-network/1 (")
 
 
-def test_a_farm_refuses_phones_of_different_models(phone_factory, stand_in, tiny_model, tmp_path):
+def test_a_farm_refuses_phones_of_different_models(phone_factory, stand_in):
     phones = [phone_factory(model="Pixel 7").start(), phone_factory(model="Pixel 8").start()]
-    done = latprof("profile", "--serial", phones[0].serial, "--serial", phones[1].serial, "--benchmark-binary",
-                   stand_in, "--models", tiny_model, "-o", tmp_path / "run", *FAST)
-    one_line_error(done, "Pixel 8", "same model")
+    with pytest.raises(LatprofError, match="Pixel 8.*same model"):
+        PhoneFarm([device(phone, stand_in) for phone in phones]).provenance()
+    with pytest.raises(LatprofError, match="share one configuration"):
+        PhoneFarm([device(phones[0], stand_in), device(phones[1], stand_in, IN_NETWORK_CONFIG)])
 
 
-def test_check_times_mobilenetv2_on_the_phone_once_per_timing(logged_phone, stand_in):
-    data = json.loads(latprof("check", "--device", logged_phone.serial, "--benchmark-binary", stand_in, *FAST,
-                              "--seconds", "1", "--json", check=True).stdout)
-    assert data["timings"] >= 3 and data["provenance"]["device"] == "Loopback Pixel 7"
-    runs = calls(logged_phone)
-    assert len(runs) == data["timings"] and len(set(runs)) == 1
+def test_measure_models_times_the_model_again_each_time(logged_phone, stand_in, tiny_model):
+    phone = device(logged_phone, stand_in)
+    first, second = (phone.measure_models([tiny_model])[0] for _ in range(2))
+    assert len(calls(logged_phone)) == 2 and first.latency_us > 0 and second.latency_us > 0
     # Each timing went to a folder of its own, removed once read.
-    fresh = logged_phone.device_path("/data/local/tmp/latprof/results/fresh")
-    assert fresh.is_dir() and not any(fresh.iterdir()) and not jobs(logged_phone)
-
-
-def test_measure_on_a_phone_times_the_model_again_each_time(logged_phone, stand_in, tiny_model):
-    args = ("measure", "--device", logged_phone.serial, "--benchmark-binary", stand_in, tiny_model, *FAST, "--json")
-    first, second = (json.loads(latprof(*args, check=True).stdout)["models"][0] for _ in range(2))
-    assert len(calls(logged_phone)) == 2 and first["latency_ms"] > 0 and second["latency_ms"] > 0
+    assert not fresh_folders(logged_phone) and not jobs(logged_phone)
 
 
 def test_one_loop_measures_at_a_time_on_a_phone(logged_phone, stand_in, tiny_model):
-    """A fresh timing waits for a loop of other settings that still runs (say, of a killed
-    profile): two benchmark_models at once would slow each other."""
+    """A timing waits for a loop of other settings that still runs (say, of a killed profile):
+    two benchmark_models at once would slow each other."""
     root = logged_phone.device_path("/data/local/tmp/latprof")
     lock = root / "measure.lock"
     lock.mkdir(parents=True)
     (lock / "pid").write_text(f"{os.getpid()}\n")  # a live owner
-    process = subprocess.Popen([latprof_executable(), "measure", "--device", logged_phone.serial,
-                                "--benchmark-binary", stand_in, tiny_model, *FAST, "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker, outcome = in_thread(lambda: device(logged_phone, stand_in).measure_models([tiny_model]))
     try:
         deadline = time.monotonic() + 120
         while not list(root.glob("jobs/*/pid")) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(3)
-        assert list(root.glob("jobs/*/pid")) and process.poll() is None and calls(logged_phone) == []
+        assert list(root.glob("jobs/*/pid")) and worker.is_alive() and calls(logged_phone) == []
     finally:
         shutil.rmtree(lock)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
-    assert len(calls(logged_phone)) == 1 and json.loads(out)["models"][0]["latency_ms"] > 0
+    worker.join(120)
+    assert len(calls(logged_phone)) == 1 and outcome["result"][0].latency_us > 0

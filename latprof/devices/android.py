@@ -4,16 +4,25 @@ Everything that happens on the phone is done by the POSIX scripts of ``device_sc
 module prepares their input, starts the measurement loop as a detached job and follows it:
 
 - ``/data/local/tmp/latprof/bin/<sha>/benchmark_model``: the user's binary, by content hash;
-- ``.../models/<sha256>.tflite``: microbenchmarks by content hash (pushed once per phone);
+- ``.../models/<sha256>.tflite``: models by content hash (pushed once per phone);
 - ``.../scripts/<hash>/``: the device scripts, versioned, so a running loop is never overwritten;
-- ``.../results/<settings>/<sha256>.txt``: one benchmark_model output per model and settings;
-  a model with a result file is never measured again on that phone (unless asked for a fresh
-  timing: ``.../results/fresh/<id>/``, removed once read);
+- ``.../results/<settings>/<sha256>.txt``: one benchmark_model output per model and settings
+  (binary, flags, affinity mask, cool-down rule).  The op-profiling runs of the ``in-network``
+  method have flags of their own (``--enable_op_profiling=true``), so their outputs live in a
+  results folder of their own.  A model with a result file is never measured again on that phone
+  with those settings, except by ``measure_models``, which times models now into
+  ``.../results/fresh/<id>/``, removed once read;
 - ``.../jobs/<id>/``: what one request asked for, and the names finished so far (``done``);
   removed when the job has finished, kept when it failed so that the same command resumes it.
 
 A loose cable does not stop the phone: the host waits for it and goes on following, and a
 killed host re-attaches to the same job when the same command runs again.
+
+Timing methods (``latprof.timing``): ``isolated`` times each single-op model as benchmark_model
+times any model.  ``in-network`` runs two jobs over the networks: one times each network whole
+(no profiling, which perturbs timing), then one runs it with ``--enable_op_profiling=true``,
+whose table of the regular runs gives each operator's average time; those are mapped to the
+network's ops by ``latprof.attribution`` (``benchmark_output.network_operators``).
 """
 
 from __future__ import annotations
@@ -30,14 +39,23 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from latprof.adb import Phone, quote
-from latprof.benchmark_output import format_flags, parse_benchmark_output
+from latprof.benchmark_output import BenchmarkRun, format_flags, network_operators, parse_benchmark_output
+from latprof.devices.base import Device, DeviceConfig, Progress, _no_progress
 from latprof.errors import LatprofError
-from latprof.measurement import Provenance, Timing
+from latprof.measurement import NetworkProfile, Provenance, Timing
+from latprof.ops import OpSpec
+from latprof.timing import IN_NETWORK, ISOLATED, method_tag
 
 ROOT = "/data/local/tmp/latprof"
 LOCK = f"{ROOT}/measure.lock"  # held by the one measurement loop running on the phone
 SCRIPTS = Path(__file__).resolve().parent.parent.parent / "device_scripts"
-METHOD = "benchmark_model/v1 (taskset to the fastest cores, cool-down when throttled; median when printed, else mean)"
+# How each method measures (its provenance ``method``, with the flags).
+HYGIENE = "taskset to the fastest cores, cool-down when throttled; median when printed, else mean"
+HOW = {ISOLATED: f"single-op models timed whole by benchmark_model; {HYGIENE}",
+       IN_NETWORK: "benchmark_model --enable_op_profiling=true: each op's average time in the regular runs' op "
+                   "table (XNNPACK's own operators, or the builtin kernels without XNNPACK), mapped to the "
+                   "network's ops and scaled by the profiled runs' median over their mean; each network also "
+                   f"timed whole without profiling; {HYGIENE}"}
 # ELF e_machine -> Android ABI, to refuse a binary the phone cannot run before anything is pushed.
 ELF_ABIS = {183: "arm64-v8a", 40: "armeabi-v7a", 62: "x86_64", 3: "x86"}
 POLL_SECONDS = 0.5
@@ -152,16 +170,35 @@ def list_phones() -> list[PhoneInfo]:
     return phones
 
 
-class AndroidDevice:
+class ModelFailed(LatprofError):
+    """benchmark_model exited with an error on one model (the model's problem, not the setup's)."""
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """One op-profiling run of a network: what benchmark_model printed, parsed."""
+
+    run: BenchmarkRun
+    conditions: dict
+
+
+Result = Timing | OpTable | ModelFailed  # what a job gives for one model
+
+
+class AndroidDevice(Device):
     """A phone that measures .tflite models with benchmark_model, as a detached job."""
 
-    def __init__(self, serial: str, binary: str | Path, threads: int = 1, delegate: str = "xnnpack",
-                 dtype: str = "float32", settings: PhoneSettings = PhoneSettings(), reconnect_timeout: float = 120.0):
+    methods = frozenset({IN_NETWORK, ISOLATED})
+    delegates = ("xnnpack", "none")
+
+    def __init__(self, serial: str, binary: str | Path, config: DeviceConfig, settings: PhoneSettings = PhoneSettings(),
+                 reconnect_timeout: float = 120.0):
+        self._check_config(config)
+        self.config, self.settings = config, settings
         self.binary = Path(binary)
         if not self.binary.is_file():
             raise LatprofError(f"benchmark binary {self.binary} does not exist: pass the path of LiteRT's "
                                "benchmark_model for the phone's ABI (e.g. android_aarch64_benchmark_model)")
-        self.threads, self.delegate, self.dtype, self.settings = threads, delegate, dtype, settings
         self.phone = Phone(serial, reconnect_timeout)
         self.phone.require_online()
         self.binary_sha256 = file_sha256(self.binary)
@@ -172,7 +209,7 @@ class AndroidDevice:
 
     @cached_property
     def info(self) -> PhoneInfo:
-        return phone_info(self.phone, self.threads)
+        return phone_info(self.phone, self.config.threads)
 
     @cached_property
     def remote_binary(self) -> str:
@@ -183,8 +220,8 @@ class AndroidDevice:
             raise LatprofError(f"{self.binary} is built for {built_for} but phone {self.serial} runs "
                                f"{', '.join(info.abilist) or 'an unknown ABI'}: use the benchmark_model build for "
                                "the phone's ABI")
-        if len(info.mask_cores) < self.threads:
-            raise LatprofError(f"{self.threads} threads asked for, phone {self.serial} has {len(info.cpus)} cores")
+        if len(info.mask_cores) < self.config.threads:
+            raise LatprofError(f"{self.config.threads} threads asked for, phone {self.serial} has {len(info.cpus)} cores")
         folder = f"{ROOT}/bin/{self.binary_sha256[:16]}"
         path = f"{folder}/benchmark_model"
         if "benchmark_model" not in self.phone.listdir(folder):
@@ -192,7 +229,10 @@ class AndroidDevice:
             self.phone.check(f"mv {quote(path + '.part')} {quote(path)}", "installing the benchmark binary")
         self.phone.check(f"chmod 755 {quote(path)}", "making the benchmark binary executable")
         probe = self.phone.shell(f"{quote(path)} --help")
-        if probe.code in (126, 127) or "not executable" in probe.stdout + probe.stderr:
+        said = probe.stdout + probe.stderr
+        # benchmark_model --help lists its flags, --graph among them; a file that is no program
+        # fails to start, or is run by the shell as a script of garbage.
+        if probe.code in (126, 127) or "not executable" in said or "--graph" not in said:
             detail = (probe.stderr or probe.stdout).strip().splitlines()
             raise LatprofError(f"{self.binary} does not run on phone {self.serial} (exit {probe.code}"
                                f"{': ' + detail[-1] if detail else ''}): is it benchmark_model for "
@@ -202,76 +242,137 @@ class AndroidDevice:
     @property
     def flags(self) -> dict:
         """benchmark_model's flags besides --graph: explicit values for everything that matters."""
+        return self.flags_for(profiling=False)
+
+    def flags_for(self, profiling: bool) -> dict:
+        """The flags of a timing run, or of an op-profiling run (the same, profiling on)."""
         s = self.settings
-        return {"num_threads": self.threads, "warmup_runs": s.warmup_runs, "warmup_min_secs": s.warmup_min_secs,
-                "num_runs": s.num_runs,
-                "min_secs": s.min_secs, "max_secs": s.max_secs, "use_xnnpack": self.delegate == "xnnpack"}
+        flags = {"num_threads": self.config.threads, "warmup_runs": s.warmup_runs, "warmup_min_secs": s.warmup_min_secs,
+                 "num_runs": s.num_runs, "min_secs": s.min_secs, "max_secs": s.max_secs,
+                 "use_xnnpack": self.config.delegate == "xnnpack"}
+        return {**flags, "enable_op_profiling": True} if profiling else flags
 
     def provenance(self) -> Provenance:
-        info, s = self.info, self.settings
+        info, s, c = self.info, self.settings, self.config
         cores = info.mask_cores
         freqs = sorted({info.cpus[c][0] for c in cores})
         governors = sorted({info.cpus[c][1] for c in cores})
         self.remote_binary  # noqa: B018 - a binary that cannot run has no provenance worth recording
+        how = f"{HOW[c.method]}; flags {' '.join(format_flags(self.flags))}"
+        if c.method == IN_NETWORK:
+            how += "; op profiles add --enable_op_profiling=true"
         return Provenance(
             device=f"{info.manufacturer} {info.model}".strip(),
             hardware=f"{info.soc} ({info.abilist[0] if info.abilist else '?'}, {len(info.cpus)} cores; "
                      f"pinned to cores {cores} @ {'/'.join(freqs)} kHz, governor {'/'.join(governors)})",
             runtime=f"benchmark_model on Android {info.android} (SDK {info.sdk})",
-            binary_sha256=self.binary_sha256, threads=self.threads, delegate=self.delegate, dtype=self.dtype,
-            method=f"{METHOD}; flags {' '.join(format_flags(self.flags))}",
+            binary_sha256=self.binary_sha256, threads=c.threads, delegate=c.delegate, dtype=c.dtype,
+            method=method_tag(c.method, how),
             details={"serials": [self.serial], "affinity_mask": info.mask, "binary": self.binary.name,
                      "cpus": {str(k): list(v) for k, v in info.cpus.items()}, "abilist": list(info.abilist),
                      "conditions_at_start": info.conditions, "cool_status": s.cool_status,
                      "cool_timeout": s.cool_timeout, "pause": s.pause})
 
-    def measure_ops(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None,
-                    fresh: bool = False) -> list[Timing]:
-        """benchmark_model times one model at a time in steady state; on a phone a microbenchmark
-        and a whole model are run the same way."""
-        return self.measure_models(models, progress, fresh)
-
-    def measure_models(self, models: Sequence[str | Path], progress: Callable[[int], None] = lambda done: None,
-                       fresh: bool = False) -> list[Timing]:
-        """Results the phone holds are reused, so a killed run resumes; ``fresh`` times every
-        model now (a probe of the phone's state: its earlier result would hide a change)."""
+    def measure_models(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
+        """Every model timed now, into a results folder of this call's own (an earlier result
+        would hide a change of the phone's state)."""
         names = [file_sha256(model) for model in models]
-        results = self.run_job({name: Path(model) for name, model in zip(names, models)}, progress, fresh)
+        results = self.run_job(dict(zip(names, map(Path, models))), progress, fresh=True)
         return [results[name] for name in names]
+
+    def time_isolated(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
+        """benchmark_model times a single-op model as any model, in steady state.  Results the
+        phone holds are reused, so a killed run resumes."""
+        names = [file_sha256(model) for model in models]
+        results = self.run_job(dict(zip(names, map(Path, models))), progress)
+        return [results[name] for name in names]
+
+    def profile_networks(self, models: Sequence[Path], ops: Sequence[Sequence[OpSpec]],
+                         progress: Progress = _no_progress) -> tuple[list[NetworkProfile], dict[str, str]]:
+        """Each network timed whole, then profiled op by op (two jobs, both resumable: results the
+        phone holds are reused); a network that failed to run, or whose op table cannot be mapped
+        to its ops, is reported with the reason."""
+        self._require_in_network()
+        names = [file_sha256(model) for model in models]
+        wholes, tables = self.profile_results(dict(zip(names, map(Path, models))), progress)
+        return network_profiles(models, names, ops, wholes, tables)
+
+    def _require_in_network(self) -> None:
+        if self.config.method != IN_NETWORK:
+            raise LatprofError(f"this device times ops {self.config.method}; profiling networks op by op is method "
+                               f"{IN_NETWORK}")
+
+    def profile_results(self, models: dict[str, Path], progress: Progress = _no_progress
+                        ) -> tuple[dict[str, Result], dict[str, Result]]:
+        """The whole-network timings, then the op-profiling runs of the networks that ran, by
+        sha256; a model benchmark_model failed on has its ModelFailed.  Progress counts a network
+        as half done once timed whole."""
+        wholes = self.run_job(models, lambda done: progress(done // 2), tolerant=True)
+        ran = {name: path for name, path in models.items() if isinstance(wholes[name], Timing)}
+        skipped = len(models) - len(ran)
+        tables = self.run_job(ran, lambda done: progress((len(models) + skipped + done) // 2), profiling=True,
+                              tolerant=True)
+        progress(len(models))
+        return wholes, tables
 
     @cached_property
     def scripts(self) -> str:
         """The phone's folder of device_scripts (pushed once per device object)."""
         return install_scripts(self.phone)
 
-    @cached_property
+    @property
     def results_dir(self) -> str:
-        """Results are shared by every job with the same binary, flags and pinning."""
-        settings = {"binary": self.binary_sha256, "flags": format_flags(self.flags), "mask": self.info.mask,
-                    "cool": [self.settings.cool_status, self.settings.cool_timeout, self.settings.pause]}
+        """The folder of timing results, shared by every job with the same binary, flags and pinning."""
+        return self.results_dir_for(profiling=False)
+
+    def results_dir_for(self, profiling: bool) -> str:
+        """Timing results (or op-profiling ones) by binary, flags and pinning."""
+        settings = {"binary": self.binary_sha256, "flags": format_flags(self.flags_for(profiling)),
+                    "mask": self.info.mask, "cool": [self.settings.cool_status, self.settings.cool_timeout,
+                                                     self.settings.pause]}
         return f"{ROOT}/results/{hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]}"
 
-    def finished(self, names: Sequence[str]) -> dict[str, Timing]:
+    def finished(self, names: Sequence[str], profiling: bool = False, tolerant: bool = False) -> dict[str, Result]:
         """Results the phone already holds for these models (from an earlier or interrupted run)."""
-        present = self.phone.listdir(self.results_dir)
-        return {name: self._result(name, self.results_dir) for name in names if f"{name}.txt" in present}
+        folder = self.results_dir_for(profiling)
+        present = self.phone.listdir(folder)
+        read = self._reader(profiling, tolerant)
+        return {name: read(name, folder) for name in names if f"{name}.txt" in present}
 
-    def run_job(self, models: dict[str, Path], progress: Callable[[int], None] = lambda done: None,
-                fresh: bool = False) -> dict[str, Timing]:
+    def run_job(self, models: dict[str, Path], progress: Progress = _no_progress, fresh: bool = False,
+                profiling: bool = False, tolerant: bool = False) -> dict[str, Result]:
         """Measure every model (sha256 -> file) not yet measured on this phone; returns all results.
         ``fresh``: measure them all now, into a results folder of this call's own, removed once read
-        (or once the timing failed: nothing will read it again)."""
+        (or once the timing failed: nothing will read it again).  ``profiling``: run them with op
+        profiling on, into their own results folder.  ``tolerant``: a model benchmark_model failed
+        on gives its ModelFailed instead of stopping the run."""
+        read = self._reader(profiling, tolerant)
         if not fresh:
-            return self._follow_job(models, self.results_dir, self.finished(list(models)), progress)
-        results_dir = f"{ROOT}/results/fresh/{uuid.uuid4().hex[:16]}"
+            folder = self.results_dir_for(profiling)
+            return self._follow_job(models, folder, self.finished(list(models), profiling, tolerant), progress, read,
+                                    profiling)
+        folder = f"{ROOT}/results/fresh/{uuid.uuid4().hex[:16]}"
         try:
-            return self._follow_job(models, results_dir, {}, progress, disposable=True)
+            return self._follow_job(models, folder, {}, progress, read, profiling, disposable=True)
         finally:
             with contextlib.suppress(LatprofError):  # an unplugged phone keeps it; the error says why
-                self.phone.shell(f"rm -rf {quote(results_dir)}")
+                self.phone.shell(f"rm -rf {quote(folder)}")
 
-    def _follow_job(self, models: dict[str, Path], results_dir: str, results: dict[str, Timing],
-                    progress: Callable[[int], None], disposable: bool = False) -> dict[str, Timing]:
+    def _reader(self, profiling: bool, tolerant: bool) -> Callable[[str, str], Result]:
+        read = self._op_table if profiling else self._timing
+        if not tolerant:
+            return read
+
+        def read_or_failure(name: str, folder: str) -> Result:
+            try:
+                return read(name, folder)
+            except ModelFailed as failure:
+                return failure
+
+        return read_or_failure
+
+    def _follow_job(self, models: dict[str, Path], results_dir: str, results: dict[str, Result], progress: Progress,
+                    read: Callable[[str, str], Result], profiling: bool, disposable: bool = False) -> dict[str, Result]:
         """Start (or re-attach to) the job that measures what ``results`` lacks, and follow it.
         Then the folders of every finished job go (their results stay; a killed host's job finishes
         on its own and is left behind otherwise); a failed job is kept for the re-run to resume,
@@ -282,9 +383,9 @@ class AndroidDevice:
         if not todo:
             return results
         self._push_models({name: models[name] for name in todo})
-        job = self._write_job(binary, todo, results_dir)
+        job = self._write_job(binary, todo, results_dir, profiling)
         try:
-            self._poll(job, models, todo, results_dir, results, progress)
+            self._poll(job, models, todo, results_dir, results, progress, read)
         except LatprofError:
             if disposable:
                 with contextlib.suppress(LatprofError):
@@ -295,7 +396,7 @@ class AndroidDevice:
         return results
 
     def _poll(self, job: str, models: dict[str, Path], todo: list[str], results_dir: str,
-              results: dict[str, Timing], progress: Callable[[int], None]) -> None:
+              results: dict[str, Result], progress: Progress, read: Callable[[str, str], Result]) -> None:
         """Start the job's loop and read its results into ``results`` until it has finished."""
         seen, restarts, last_progress = 0, 0, len(results)
         self._start(job)
@@ -306,7 +407,7 @@ class AndroidDevice:
             for name in lines[:-1]:
                 seen += 1
                 if name in models and name not in results:
-                    results[name] = self._result(name, results_dir)
+                    results[name] = read(name, results_dir)
             progress(len(results))
             if state == "finished":
                 missing = [name for name in todo if name not in results]
@@ -338,7 +439,7 @@ class AndroidDevice:
             self.phone.check(f"cd {quote(folder)} && for f in *.part; do mv \"$f\" \"${{f%.part}}.tflite\"; done",
                              "installing the models")
 
-    def _write_job(self, binary: str, names: list[str], results_dir: str) -> str:
+    def _write_job(self, binary: str, names: list[str], results_dir: str, profiling: bool) -> str:
         """The job folder for this request; its name is a hash of its content, so re-running the
         same request finds the same job (and a running one is never rewritten)."""
         s = self.settings
@@ -346,7 +447,7 @@ class AndroidDevice:
                   "mask": self.info.mask, "cool_status": s.cool_status, "cool_timeout": s.cool_timeout,
                   "cool_poll": s.cool_poll, "pause": s.pause}
         files = {"config": "".join(f"{k}={v}\n" for k, v in config.items()),
-                 "flags": "".join(f"{flag}\n" for flag in format_flags(self.flags)),
+                 "flags": "".join(f"{flag}\n" for flag in format_flags(self.flags_for(profiling))),
                  "models": "".join(f"{name}\n" for name in names)}
         job = f"{ROOT}/jobs/{hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]}"
         if "config" not in self.phone.listdir(job):
@@ -362,24 +463,67 @@ class AndroidDevice:
                          f"</dev/null & else nohup sh {script} {job_q} >>{log} 2>&1 </dev/null & fi",
                          "starting the measurement loop")
 
-    def _result(self, name: str, results_dir: str) -> Timing:
-        """Pull and parse one result file; its conditions (thermal, clocks, battery) go along."""
+    def _output(self, name: str, results_dir: str, profiling: bool) -> tuple[BenchmarkRun, dict]:
+        """Pull and parse one result file, with its conditions (thermal, clocks, battery)."""
         text = self.phone.read(f"{results_dir}/{name}.txt").decode("utf-8", "replace")
         header = dict(line[len("latprof-"):].split("=", 1) for line in text.splitlines()
                       if line.startswith("latprof-") and "=" in line)
         if header.get("exit") != "0":
             lines = [line for line in text.splitlines() if line.strip() and not line.startswith("latprof-")]
-            raise LatprofError(f"phone {self.serial}: benchmark_model failed on model {name[:12]} (exit "
-                               f"{header.get('exit', 'unknown')}: {lines[-1] if lines else 'no output'})")
-        run = parse_benchmark_output(text, {**self.flags, "graph": f"{ROOT}/models/{name}.tflite"})
-        stats = run.inference
+            raise ModelFailed(f"phone {self.serial}: benchmark_model failed on model {name[:12]} (exit "
+                              f"{header.get('exit', 'unknown')}: {lines[-1] if lines else 'no output'})")
+        run = parse_benchmark_output(text, {**self.flags_for(profiling), "graph": f"{ROOT}/models/{name}.tflite"})
         conditions = {"cooldown_s": int(header.get("cooldown", 0)), "mask": header.get("mask", ""),
                       **{f"before_{k}": v for k, v in parse_conditions(header.get("before", "")).items()},
-                      **{f"after_{k}": v for k, v in parse_conditions(header.get("after", "")).items()},
-                      "statistic": run.statistic}
+                      **{f"after_{k}": v for k, v in parse_conditions(header.get("after", "")).items()}}
+        return run, conditions
+
+    def _timing(self, name: str, results_dir: str) -> Timing:
+        run, conditions = self._output(name, results_dir, profiling=False)
+        stats, conditions = run.inference, {**conditions, "statistic": run.statistic}
         if stats is None:  # the oldest output form prints only a mean
             return Timing(run.latency_us, run.latency_us, run.latency_us, run.latency_us, 0, conditions)
         # Percentiles where the binary prints them, else the extremes.
         low, high = (stats.p5, stats.p95) if stats.p5 is not None else (stats.min, stats.max)
         return Timing(run.latency_us, stats.median if stats.median is not None else run.latency_us, low, high,
                       stats.count, conditions)
+
+    def _op_table(self, name: str, results_dir: str) -> OpTable:
+        return OpTable(*self._output(name, results_dir, profiling=True))
+
+
+def network_profiles(models: Sequence[Path], names: Sequence[str], ops: Sequence[Sequence[OpSpec]],
+                     wholes: dict[str, Result], tables: dict[str, Result]) -> tuple[list[NetworkProfile], dict[str, str]]:
+    """Each network's whole timing and its ops' times from its op table, by model; and why the
+    networks that cannot be profiled so cannot (benchmark_model failed on them, or their table
+    has no per-op rows, or its rows are not the model's ops)."""
+    from latprof.attribution import attribute
+
+    profiles: list[NetworkProfile] = []
+    failed: dict[str, str] = {}
+    for model, name, model_ops in zip(models, names, ops):
+        whole, table = wholes.get(name), tables.get(name)
+        try:
+            for result in (whole, table):
+                if isinstance(result, ModelFailed):
+                    raise result
+            if not isinstance(whole, Timing) or not isinstance(table, OpTable):
+                raise LatprofError(f"{model}: the phone holds no result for it; re-run the same command")
+            try:
+                operators = network_operators(table.run)
+            except LatprofError as exc:
+                raise LatprofError(f"{model}: {exc}") from None
+            times = attribute(list(model_ops), operators, str(model))
+        except LatprofError as exc:
+            failed[str(model)] = str(exc)
+            continue
+        # The table holds means over the profiled runs; the latency of a run is their median (a
+        # spell of contention in a few runs would inflate every mean), so the ops take the share
+        # of the median run the means give them.  Where the tool prints no median, the means.
+        stats = table.run.inference
+        scale = stats.median / stats.avg if stats is not None and stats.median and stats.avg else 1.0
+        runs = stats.count if stats is not None else 0
+        conditions = {"statistic": "op profile avg", "profiled_runs": runs, "scale": round(scale, 4)}
+        profiles.append(NetworkProfile(str(model), whole, [Timing(t * scale, t * scale, t * scale, t * scale, runs,
+                                                                  conditions) for t in times]))
+    return profiles, failed

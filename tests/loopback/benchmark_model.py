@@ -16,22 +16,46 @@ print the real error text and exit 1; warm-up and timed runs follow ``BenchmarkM
 (at least N runs and at least min_secs, stopping after max_secs); inputs are rewritten before
 every run, outside the timed region.  Error paths use the current tool's texts in every format.
 
+With --enable_op_profiling=true it prints the real tool's op-profiling reports.  Where XNNPACK runs
+the model, the per-operator times are real and, as in the real tool, come from the timed runs
+themselves: the model then runs as LiteRT's compiled model with its profiler on
+(``latprof.litert_profiler``, the host's own reader of it), each regular run timed whole and its
+XNNPACK operators by the profiler.  They are printed as the real tool prints them: current builds
+put a row per XNNPACK operator ("Delegate/Convolution (NHWC, F32) IGEMM:0", node type the
+operator's name) after the TfLiteXNNPackDelegate row; "v2" (TensorFlow Lite 2.10-2.12) prints
+them in a "Delegate internal:" report; "old" and "old-nostats" (from before XNNPACK reported its
+operators) only the delegate's row.  Without XNNPACK (--use_xnnpack=false) the builtin kernels
+run, which the Python API cannot profile: each run's time is then split evenly over the ops (the
+real layout and total, not a per-op measurement).
+
 It runs chrooted on the fake phone where only the Python installation is visible: standard
-library, numpy and ai_edge_litert only, never latprof.  ``install`` (called on the host) writes an
-executable copy whose first line names the Python to run it with.  When ``BENCHMARK_MODEL_CALL_LOG``
-is set, every invocation appends its --graph value as one line to that file, so tests can count runs;
-``BENCHMARK_MODEL_UNKNOWN_FLAGS=a,b`` makes it an older build that does not know those flags.
+library, numpy and ai_edge_litert, never latprof.  ``install`` (called on the host) writes an
+executable copy whose first line names the Python to run it with, and embeds the source of the
+latprof modules it uses (``BUNDLED`` and what they import), which it imports from that copy.
+When ``BENCHMARK_MODEL_CALL_LOG`` is set, every invocation appends its --graph value as one line
+to that file, so tests can count runs; ``BENCHMARK_MODEL_UNKNOWN_FLAGS=a,b`` makes it an older
+build that does not know those flags.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.abc
+import importlib.util
 import math
 import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 FORMATS = ("current", "v2", "old", "old-nostats", "all-same")
+# The latprof modules the stand-in runs (LiteRT's profiler), embedded by install() with the latprof
+# modules they import: module name -> source.  Empty in this file, so run from the repository it
+# imports the installed latprof.
+BUNDLED = ("latprof.litert_profiler",)
+LATPROF_BUNDLE: dict[str, str] = {}
 
 # name -> (type, default, usage); the subset of the real tool's flags latprof uses, in its order.
 FLAGS = {
@@ -225,8 +249,25 @@ def random_inputs(interpreter):
     return [(detail["index"], array) for detail, array in zip(interpreter.get_input_details(), arrays)]
 
 
-def run_phase(interpreter, inputs, min_runs: int, min_secs: float, max_secs: float, run_delay: float,
-              fmt: str, log: Log) -> tuple[list[int], bool]:
+def interpreter_step(interpreter, inputs) -> Callable[[], tuple[int, str | None]]:
+    """One run of the interpreter: (its microseconds, its error or None); inputs are rewritten before
+    every run, outside the timed region (ResetInputsAndOutputs)."""
+
+    def step() -> tuple[int, str | None]:
+        for index, array in inputs:
+            interpreter.set_tensor(index, array)
+        start = time.perf_counter_ns()
+        try:
+            interpreter.invoke()
+        except RuntimeError as exc:
+            return (time.perf_counter_ns() - start) // 1000, str(exc)
+        return (time.perf_counter_ns() - start) // 1000, None
+
+    return step
+
+
+def run_phase(step: Callable[[], tuple[int, str | None]], min_runs: int, min_secs: float, max_secs: float,
+              run_delay: float, fmt: str, log: Log) -> tuple[list[int], bool]:
     """BenchmarkModel::Run: (per-run microseconds, whether every invoke succeeded)."""
     if fmt in ("old", "old-nostats"):
         log(f"Running benchmark for at least {min_runs} iterations and at least {cpp(min_secs)} seconds")
@@ -237,15 +278,11 @@ def run_phase(interpreter, inputs, min_runs: int, min_secs: float, max_secs: flo
     now = time.monotonic_ns() // 1000
     min_finish, max_finish = now + int(min_secs * 1e6), now + int(max_secs * 1e6)
     while (len(samples) < min_runs or now < min_finish) and now <= max_finish:
-        for index, array in inputs:  # ResetInputsAndOutputs(): outside the timed region
-            interpreter.set_tensor(index, array)
-        start = time.perf_counter_ns()
-        try:
-            interpreter.invoke()
-        except RuntimeError as exc:
-            log(str(exc), "ERROR")
+        elapsed, error = step()
+        if error is not None:
+            log(error, "ERROR")
             ok = False
-        samples.append((time.perf_counter_ns() - start) // 1000)
+        samples.append(elapsed)
         if run_delay > 0:
             time.sleep(run_delay)
         now = time.monotonic_ns() // 1000
@@ -284,16 +321,121 @@ def rss_kb() -> int | None:
         return None
 
 
-def profile_report(title: str | None, rows: list[tuple[str, str]], totals: list[int], fmt: str) -> str:
-    """A StatsCalculator report (Run Order, Top by Computation Time, Summary by node type, totals).
+Row = tuple[str, str, list[float]]  # (node type, name, its time in each profiled run in us)
 
-    This stand-in cannot time ops one by one, so each run's measured time is split evenly over
-    the ops: the table has the real layout and adds up to the measured runs, but its per-op split
-    is not a measurement.
-    """
+
+class Bundle(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports latprof's modules from the source install() embedded (the phone has no latprof)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in LATPROF_BUNDLE:
+            return None
+        package = any(other.startswith(name + ".") for other in LATPROF_BUNDLE)
+        return importlib.util.spec_from_loader(name, self, origin=f"{__file__}:{name}", is_package=package)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        exec(compile(LATPROF_BUNDLE[module.__name__], module.__spec__.origin, "exec"), module.__dict__)
+
+
+class Profiled:
+    """The model as the real tool runs it with op profiling on: LiteRT's compiled model (XNNPACK),
+    each regular run timed whole while LiteRT's profiler times its operators."""
+
+    def __init__(self, graph: str, threads: int):
+        if LATPROF_BUNDLE and not any(isinstance(finder, Bundle) for finder in sys.meta_path):
+            sys.meta_path.insert(0, Bundle())
+        from latprof.litert_profiler import ProfiledModel
+
+        self.model = ProfiledModel(Path(graph), max(1, threads))
+        self.elapsed_us = 0
+        self.runs: list[list[tuple[str, float]]] = []  # per regular run: each operator and its us
+        run = self.model.run
+
+        def timed_run() -> None:  # what operator_times() runs: timed as the tool times an invoke
+            start = time.perf_counter_ns()
+            try:
+                run()
+            finally:
+                self.elapsed_us = (time.perf_counter_ns() - start) // 1000
+
+        self.model.run = timed_run
+
+    def warmup_step(self) -> tuple[int, str | None]:
+        try:
+            self.model.run()
+        except Exception as exc:  # noqa: BLE001 - the run failed: say so, as the tool does
+            return self.elapsed_us, str(exc)
+        return self.elapsed_us, None
+
+    def profiled_step(self) -> tuple[int, str | None]:
+        try:
+            (operators,) = self.model.operator_times(1)
+        except Exception as exc:  # noqa: BLE001
+            return self.elapsed_us, str(exc)
+        self.runs.append(operators)
+        return self.elapsed_us, None
+
+
+def even_rows(plan: list[tuple[str, str]], timed: list[int]) -> list[Row]:
+    """Each run's time split evenly over the plan's nodes: the real layout and total, no per-op truth."""
+    return [(node_type, name, [total // len(plan) for total in timed]) for node_type, name in plan]
+
+
+def profiled_rows(plan: list[tuple[str, str]], per_run: list[list[tuple[str, float]]], fmt: str
+                  ) -> tuple[list[Row], list[Row]] | None:
+    """The regular runs' rows and the "Delegate internal" rows, from the profiled operators: each
+    delegate node of the plan takes the next stretch of XNNPACK operators, each other node the next
+    interpreter op.  None when the profile does not line up with the plan."""
+    names = [name for name, _ in per_run[0]]
+    if any([name for name, _ in run] != names for run in per_run):
+        return None
+    # Stretches of consecutive XNNPACK operators; the interpreter's ops are named by op type.
+    stretches: list[list[int]] = []
+    for index, name in enumerate(names):
+        if re.fullmatch(r"[A-Z0-9_]+", name):
+            stretches.append([index])
+        elif stretches and not re.fullmatch(r"[A-Z0-9_]+", names[stretches[-1][-1]]):
+            stretches[-1].append(index)
+        else:
+            stretches.append([index])
+    if len(stretches) != len(plan):
+        return None
+    rows: list[Row] = []
+    internal: list[Row] = []
+    for (node_type, name), stretch in zip(plan, stretches):
+        times = [[run[i][1] for run in per_run] for i in stretch]
+        if node_type == "TfLiteXNNPackDelegate":
+            if any(re.fullmatch(r"[A-Z0-9_]+", names[i]) for i in stretch):
+                return None
+            rows.append((node_type, name, [sum(values) for values in zip(*times)]))
+            operators = [(names[i], f"Delegate/{names[i]}:{k}", values) for k, (i, values) in enumerate(zip(stretch, times))]
+            if fmt == "v2":
+                internal += [("DelegateOpInvoke", label, values) for _, label, values in operators]
+            else:
+                rows += operators
+        elif len(stretch) == 1 and names[stretch[0]] == node_type:
+            rows.append((node_type, name, times[0]))
+        else:
+            return None
+    return rows, internal
+
+
+def profile_report(title: str | None, rows: list[Row], fmt: str, internal: list[Row] | None = None) -> str:
+    """A ProfileSummarizer report: the StatsCalculator tables (Run Order, Top by Computation Time,
+    Summary by node type, totals) of ``rows``, then, when ``internal`` has rows, the same of them
+    after "Delegate internal:" (TensorFlow Lite 2.10-2.12)."""
+    report = (f"{title}\n" if title else "") + stats_tables(rows, fmt)
+    return report + (f"Delegate internal: \n{stats_tables(internal, fmt)}" if internal else "")
+
+
+def stats_tables(rows: list[Row], fmt: str) -> str:
+    """One StatsCalculator's output and short summary; times are whole microseconds per run."""
     newest = fmt in ("current", "all-same")  # the tsl StatsCalculator dropped [start], widened [node type]
-    width, runs = (40 if newest else 24), max(len(totals), 1)
-    share = [[total // len(rows) for total in totals] for _ in rows]
+    width, runs = (40 if newest else 24), max(len(rows[0][2]), 1)
+    share = [values for _, _, values in rows]
     grand = sum(map(sum, share)) or 1
 
     def field(value, size: int) -> str:
@@ -318,7 +460,7 @@ def profile_report(title: str | None, rows: list[tuple[str, str]], totals: list[
 
     order = list(range(len(rows)))
     by_type: dict[str, list[int]] = {}
-    for i, (node_type, _) in enumerate(rows):
+    for i, (node_type, _, _) in enumerate(rows):
         by_type.setdefault(node_type, []).append(i)
     type_lines, cdf = [], 0.0
     for node_type, members in sorted(by_type.items(), key=lambda item: -sum(sum(share[i]) for i in item[1])):
@@ -327,15 +469,25 @@ def profile_report(title: str | None, rows: list[tuple[str, str]], totals: list[
         type_lines.append(f"{field(node_type, width)}{field(len(members), 9)}"
                           f"{field(sum(sum(share[i]) for i in members) / runs / 1000.0, 10)}{field(percent, 10)}%"
                           f"{field(cdf, 10)}%{field(0.0, 10)}{field(len(members), 9)}\n")
-    return ((f"{title}\n" if title else "") + header("Run Order") + table(order)
+    return (header("Run Order") + table(order)
             + header("Top by Computation Time") + table(sorted(order, key=lambda i: -sum(share[i])), limit=10)
             + f"Number of nodes executed: {len(rows)}\n"
             + "============================== Summary by node type ==============================\n"
             + f"{field('[Node type]', width)}{field('[count]', 9)}{field('[avg ms]', 10)}{field('[avg %]', 11)}"
             + f"{field('[cdf %]', 11)}{field('[mem KB]', 10)}{field('[times called]', 10)}\n"
             + "".join(type_lines) + "\n"
-            + f"Timings (microseconds): {stat_line([sum(s) for s in zip(*share)], percentiles=False)}\n"
+            + f"Timings (microseconds): {stat_line([round(sum(s)) for s in zip(*share)], percentiles=False)}\n"
             + f"Memory (bytes): count=0\n{len(rows)} nodes observed\n\n")
+
+
+def op_profile(plan: list[tuple[str, str]], timed: list[int], profiled: Profiled | None,
+               fmt: str) -> tuple[list[Row], list[Row]]:
+    """The regular runs' rows and the "Delegate internal" rows of the op-profiling report."""
+    if profiled is not None and profiled.runs and profiled.runs[0]:
+        rows = profiled_rows(plan, profiled.runs, fmt)
+        if rows is not None:
+            return rows
+    return even_rows(plan, timed), []
 
 
 def benchmark(argv: list[str], fmt: str, log: Log) -> None:
@@ -361,18 +513,28 @@ def benchmark(argv: list[str], fmt: str, log: Log) -> None:
         how = ("completely executed by the delegate" if len(plan) == 1 else
                f"partially executed by the delegate w/ {delegated} delegate kernels")
         log(f"Explicitly applied XNNPACK delegate, and the model graph will be {how}.")
+    # With op profiling, XNNPACK's operators are timed in the regular runs, as the real tool does
+    # since TensorFlow Lite 2.10 (older ones, "old" and "old-nostats", show the delegate's node only).
+    profiled = None
+    if values["enable_op_profiling"] and delegated and fmt not in ("old", "old-nostats"):
+        try:
+            profiled = Profiled(values["graph"], values["num_threads"])
+        except Exception as exc:  # noqa: BLE001 - LiteRT refused the model
+            log(str(exc), "ERROR")
+            raise Failed from None
     init_us, init_kb = (time.monotonic_ns() - start) // 1000, rss_kb()
     if fmt in ("old", "old-nostats"):
         log(f"resolved reporter\nInitialized session in {cpp(init_us / 1e3)}ms")
     else:
         log(f"The input model file size (MB): {cpp(os.path.getsize(values['graph']) / 1e6)}")
         log(f"Initialized session in {cpp(init_us / 1e3)}ms.")
-    inputs = random_inputs(interpreter)
+    step = interpreter_step(interpreter, random_inputs(interpreter))
     runs = values["max_secs"], values["run_delay"], fmt, log
-    warmup, ok = run_phase(interpreter, inputs, values["warmup_runs"], values["warmup_min_secs"], *runs)
+    warmup, ok = run_phase(profiled.warmup_step if profiled else step, values["warmup_runs"],
+                           values["warmup_min_secs"], *runs)
     if not ok:
         raise Failed
-    timed, ok = run_phase(interpreter, inputs, values["num_runs"], values["min_secs"], *runs)
+    timed, ok = run_phase(profiled.profiled_step if profiled else step, values["num_runs"], values["min_secs"], *runs)
     end_kb = rss_kb()
     warmup_avg = sum(warmup) / len(warmup) if warmup else math.nan
     timed_avg = sum(timed) / len(timed) if timed else math.nan
@@ -388,12 +550,13 @@ def benchmark(argv: list[str], fmt: str, log: Log) -> None:
             log(f"Memory footprint delta from the start of the tool (MB): init={cpp((init_kb - start_kb) / 1024.0)} "
                 f"overall={cpp((end_kb - start_kb) / 1024.0)}")
     if values["enable_op_profiling"] and timed:  # the real profiler prints nothing it did not see
+        rows, internal = op_profile(plan, timed, profiled, fmt)
         if fmt in ("old", "old-nostats"):
-            log(profile_report(None, plan, timed, fmt))
+            log(profile_report(None, rows, fmt))
         else:
-            log(profile_report("Profiling Info for Benchmark Initialization:", [("AllocateTensors", "AllocateTensors/0")],
-                               [init_us], fmt))
-            log(profile_report("Operator-wise Profiling Info for Regular Benchmark Runs:", plan, timed, fmt))
+            log(profile_report("Profiling Info for Benchmark Initialization:",
+                               [("AllocateTensors", "AllocateTensors/0", [init_us])], fmt))
+            log(profile_report("Operator-wise Profiling Info for Regular Benchmark Runs:", rows, fmt, internal))
     if not ok:
         raise Failed
 
@@ -415,12 +578,37 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def latprof_sources(modules=BUNDLED) -> dict[str, str]:
+    """The source of ``modules``, of every latprof module they import (at the top or in a
+    function) and of their packages, by module name; read where this Python imports latprof from."""
+    sources: dict[str, str] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in sources:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ImportError(f"the stand-in needs {name}, which this Python cannot import")
+        sources[name] = Path(spec.origin).read_text()
+        todo += [".".join(name.split(".")[:depth]) for depth in range(1, name.count(".") + 1)]
+        for node in ast.walk(ast.parse(sources[name])):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                todo += [node.module] if node.module.split(".")[0] == "latprof" else []
+            elif isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names if alias.name.split(".")[0] == "latprof"]
+    return dict(sorted(sources.items()))
+
+
 def install(dest: Path, python: str = sys.executable) -> Path:
     """Write an executable copy of this script at ``dest`` that runs with ``python`` (the phone's
-    "binary"); returns ``dest``."""
+    "binary"), with the latprof modules it uses embedded; returns ``dest``."""
     source = Path(__file__).read_text()
     if source.startswith("#!"):
         source = source.split("\n", 1)[1]
+    empty = "LATPROF_BUNDLE: dict[str, str] = {}\n"
+    assert source.count(empty) == 1, "the bundle's line moved"
+    source = source.replace(empty, f"LATPROF_BUNDLE: dict[str, str] = {latprof_sources()!r}\n")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(f"#!{python}\n{source}")
