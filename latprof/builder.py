@@ -82,6 +82,8 @@ def build_op_model(spec: OpSpec) -> keras.Model:
     if _shape_arithmetic(spec):
         raise LatprofError(f"no microbenchmark generator for {spec.key} (shape arithmetic of a free batch dimension: "
                            "convert the model at batch 1, e.g. keras.Input(shape, batch_size=1), and it is gone)")
+    if spec.unsupported:
+        raise LatprofError(f"no microbenchmark generator for {spec.key} ({spec.unsupported})")
     if spec.const_inputs and (spec.op not in ("ADD", "MUL", "SUB") or len(spec.activation_inputs) != 1):
         raise LatprofError(f"no microbenchmark generator for {spec.key} (constant operand)")
     inputs = [keras.Input(shape, batch_size=1) for shape in spec.activation_inputs]

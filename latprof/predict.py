@@ -29,11 +29,14 @@ class Prediction:
     missing: list[str] = field(default_factory=list)
     breakdown: list[dict] = field(default_factory=list)
     predicted_ops: int = 0
+    unsupported: dict[str, str] = field(default_factory=dict)  # missing ops latprof cannot time: key -> why
 
     def to_dict(self, breakdown: bool = False) -> dict:
         data = {"target": self.target, "latency_ms": self.latency_ms, "ops": self.ops,
                 "lut_ops": self.ops - self.predicted_ops - len(self.missing), "predicted_ops": self.predicted_ops,
                 "known_ms": round(self.known_ms, 4), "missing": self.missing}
+        if self.unsupported:
+            data["unsupported"] = self.unsupported
         if breakdown:
             data["breakdown"] = self.breakdown
         return data
@@ -74,8 +77,10 @@ def predict_ops(target: str, ops: list[OpSpec], lut: LUT, predictor=None) -> Pre
             total += share
         rows.append({"key": spec.key, "latency_us": None if share is None else round(share, 3), "source": source})
     missing = list(dict.fromkeys(missing))
+    lacking = set(missing)
+    unsupported = {spec.key: spec.unsupported for spec in ops if spec.key in lacking and spec.unsupported}
     return Prediction(target, None if missing else round(total / 1000, 4), len(ops), total / 1000, missing, rows,
-                      predicted)
+                      predicted, unsupported)
 
 
 def predict(target: str, lut: LUT, predictor=None) -> Prediction:

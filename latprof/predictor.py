@@ -119,6 +119,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     def fit(self, X, y) -> LatencyPredictor:
         specs = _specs(X)
         target = np.log(np.maximum(np.asarray(y, dtype=float) - self.overhead_us, FLOOR_US))
+        regular = np.array([not spec.unsupported for spec in specs], dtype=bool)  # features describe square windows only
+        specs, target = [spec for spec, keep in zip(specs, regular) if keep], target[regular]
         self.models_ = {}
         for op, index in _by_type(specs).items():
             self.models_[op] = _OpTypeModel(self._trees()).fit(feature_matrix([specs[i] for i in index]), target[index])
@@ -127,16 +129,17 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
 
     def _per_type(self, specs: list[OpSpec], method: str) -> np.ndarray:
         """``method`` ("predict" or "spread") of each op's type model; NaN for op types the
-        predictor never saw."""
+        predictor never saw and for ops whose window it cannot describe (``OpSpec.unsupported``)."""
         values = np.full(len(specs), np.nan)
         for op, index in _by_type(specs).items():
-            if op in self.models_:
+            index = np.array([i for i in index if not specs[i].unsupported], dtype=int)
+            if op in self.models_ and len(index):
                 values[index] = getattr(self.models_[op], method)(feature_matrix([specs[i] for i in index]))
         return values
 
     def predict(self, X) -> np.ndarray:
         """Each op's microbenchmark latency (a LUT row) in microseconds; NaN for op types the
-        predictor never saw."""
+        predictor never saw and for ops with a window it cannot describe (a 1x7 kernel, say)."""
         return np.exp(self._per_type(_specs(X), "predict")) + self.overhead_us
 
     def uncertainty(self, X) -> np.ndarray:
@@ -182,8 +185,9 @@ def lut_training_data(lut: LUT) -> tuple[list[OpSpec], np.ndarray]:
     to fill in for a row the LUT lacks (the overhead row is the runtime's, not an op's)."""
     from latprof.profiling import OVERHEAD_SPEC
 
-    keys = [key for key in lut.table.index if "|" in key and key != OVERHEAD_SPEC.key]
-    return [OpSpec.from_key(key) for key in keys], lut.table.loc[keys, "latency_us"].to_numpy(dtype=float)
+    specs = [OpSpec.from_key(key) for key in lut.table.index if "|" in key and key != OVERHEAD_SPEC.key]
+    specs = [spec for spec in specs if not spec.unsupported]  # a 1x7 kernel timed in its network, say: no features
+    return specs, lut.table.loc[[spec.key for spec in specs], "latency_us"].to_numpy(dtype=float)
 
 
 @dataclass

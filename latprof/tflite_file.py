@@ -30,6 +30,13 @@ class ModelFile:
     ops: tuple[OpSpec, ...]
     dtype: str
 
+    @property
+    def unsupported(self) -> dict[str, str]:
+        """Ops latprof can neither microbenchmark nor predict (a 1x7 kernel, a dilated or unequally
+        strided window), by key, each with its one-line reason.  They stay in ``ops`` under keys of
+        their own, so a prediction reports them missing instead of summing the rest."""
+        return {op.key: op.unsupported for op in self.ops if op.unsupported}
+
 
 def read_model_bytes(path: str | Path) -> bytes:
     """The bytes of a .tflite file, refusing what is not one (missing, empty, wrong magic)."""
@@ -106,16 +113,22 @@ def _op_spec(model, graph, operator, op_name: str) -> OpSpec:
             const_positions.append(len(inputs))
         inputs.append(_activation_shape(tensor.shape))
     output = _activation_shape(graph.tensors[operator.outputs[0]].shape)
-    kernel = stride = 0
+    kernel = kernel_w = stride = stride_w = 0
+    dilation = (1, 1)
     padding = ""
     if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        kernel = int(tensors[1].shape[1])
+        kernel, kernel_w = int(tensors[1].shape[1]), int(tensors[1].shape[2])  # filter: [out|1, H, W, in|out]
+        dilation = (int(options.dilationHFactor), int(options.dilationWFactor))
     elif op_name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        kernel = int(options.filterHeight)
+        kernel, kernel_w = int(options.filterHeight), int(options.filterWidth)
     if kernel:
-        stride, padding = int(options.strideH), _PADDING.get(options.padding, str(options.padding))
+        stride, stride_w = int(options.strideH), int(options.strideW)
+        padding = _PADDING.get(options.padding, str(options.padding))
     activation = "NONE"
     fused = getattr(options, "fusedActivationFunction", None)
     if fused is not None:
         activation = _ACTIVATION_NAMES.get(fused, str(fused))
-    return OpSpec(op_name, tuple(inputs), output, kernel, stride, padding, activation, tuple(const_positions))
+    # A rectangular, dilated or unequally strided window keeps all of it in its spec, so its key is
+    # never a square op's (``OpSpec.window``; ``ModelFile.unsupported`` says why latprof cannot time it).
+    return OpSpec(op_name, tuple(inputs), output, kernel, stride, padding, activation, tuple(const_positions),
+                  kernel_w, stride_w, dilation)

@@ -37,9 +37,11 @@ class _Remembered:
 
 class LutLatency:
     """Sum of the LUT's layer rows (imported tables) or op latencies.  Ops the LUT lacks are
-    estimated by ``predictor`` when one is given (source "predictor" for such a candidate), else
-    profiled on ``device`` into ``extra_run`` and added, so a partial LUT grows instead of failing
-    the search."""
+    estimated by ``predictor`` when one is given (source "predictor" for such a candidate); ops
+    neither knows (an op type the predictor never saw) are profiled on ``device`` into
+    ``extra_run`` and added, so a partial LUT grows instead of failing the search.  A latency is
+    always a number: an op that can be neither estimated nor profiled raises ``LatprofError``
+    before the candidate is trained."""
 
     name = "lut"
 
@@ -56,26 +58,35 @@ class LutLatency:
         layered = arch_layer_prediction(arch, self.lut)
         if layered is not None and layered.latency_ms is not None:
             return layered.latency_ms, self.name
-        ops = list(Network(arch).ops)
-        prediction = predict_ops(arch.to_string(), ops, self.lut, self.predictor)
-        if prediction.predicted_ops:
-            return prediction.latency_ms, "predictor"
-        if prediction.latency_ms is None:
+        text, ops = arch.to_string(), list(Network(arch).ops)
+        prediction = predict_ops(text, ops, self.lut, self.predictor)
+        if prediction.latency_ms is None:  # ops neither the LUT nor the predictor knows: profile them
             if self.device is None or self.cache is None or self.extra_run is None:
-                raise LatprofError(f"the LUT lacks {len(prediction.missing)} ops of {arch.to_string()}: build it from "
+                more = len(prediction.missing) - 1
+                others = f" and {more} more op{'s' * (more > 1)}" if more else ""
+                neither = ", which the predictor cannot estimate either" if self.predictor is not None else ""
+                raise LatprofError(f"the LUT lacks {prediction.missing[0]}{others} of {text}{neither}: build it from "
                                    "'latprof profile --all', or give the search a device to profile them on")
-            self._add([op for op in ops if op.key in set(prediction.missing)])
-            prediction = predict_ops(arch.to_string(), ops, self.lut)
+            missing = set(prediction.missing)
+            refused = self._add([op for op in ops if op.key in missing])
+            prediction = predict_ops(text, ops, self.lut, self.predictor)
             if prediction.latency_ms is None:
-                raise LatprofError(f"ops of {arch.to_string()} cannot be profiled: {prediction.missing[0]}")
-        return prediction.latency_ms, self.name
+                key = prediction.missing[0]
+                reason = (refused.get(key) or prediction.unsupported.get(key) or "").strip().splitlines()
+                why = reason[0] if reason else "no measurement came back"
+                raise LatprofError(f"an op of {text} can be neither looked up, estimated nor profiled: "
+                                   + (why if key in why else f"{key} ({why})"))
+        return prediction.latency_ms, "predictor" if prediction.predicted_ops else self.name
 
-    def _add(self, specs) -> None:
-        profile(specs, self.device, self.extra_run, self.cache, request={"search": "ops missing from the LUT"},
-                record_state=False)
+    def _add(self, specs) -> dict[str, str]:
+        """Profile ``specs`` into ``extra_run`` and add what was measured to the LUT; returns why
+        each op that could not be measured was not (by key)."""
+        summary = profile(specs=specs, device=self.device, run_dir=self.extra_run, cache=self.cache,
+                          request={"search": "ops missing from the LUT"}, record_state=False)
         extra = build_lut([self.extra_run])
         new = extra.table[~extra.table.index.isin(self.lut.table.index)]
         self.lut.table = pd.concat([self.lut.table, new])
+        return dict(summary.unsupported)
 
 
 class MeasuredLatency:
