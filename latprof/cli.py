@@ -566,7 +566,8 @@ def _model_files(items) -> list[str]:
 @click.option("--settle-timeout", "settle_seconds", default=300, show_default=True, type=click.IntRange(0),
               help="When the reference networks (or, for a LUT without them, its ops), timed with the models, run "
                    "more than 3% off their LUT latency (a busy or hot device), measure the models again for up to "
-                   "this many seconds after that check; 0: never.")
+                   "this many seconds after that check (three measurements at most; then the result reports the "
+                   "drift); 0: never.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def validate(lut_file, predictor_file, count, seed, space_name, models, target, settle_seconds, out_dir, as_json):

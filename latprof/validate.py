@@ -28,6 +28,9 @@ from latprof.reference import DRIFT_WARNING_PCT, reference_drift, reference_mode
 MEASURED_FILE, DEVICE_FILE, DISCARDED_FILE = "measured.jsonl", "device.json", "discarded.jsonl"
 DRIFT_OPS = 40
 SETTLE_SECONDS = 300.0
+# Measurements of the models taken at most, however long the settle time: a machine that stays
+# off its profiled speed gets a result with the drift reported beside it, not a loop.
+MAX_ATTEMPTS = 3
 
 
 def metrics(predicted: np.ndarray, measured: np.ndarray) -> dict:
@@ -96,8 +99,8 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     the latency of reference networks timed when its ops were (``latprof.reference``); they are
     timed again in the same rounds as the models, and when they run more than
     ``DRIFT_WARNING_PCT`` off, the device is busier (or hotter) than when profiled and the models
-    are measured again, for up to ``settle_seconds`` after the first check, as a phone is left
-    to cool down.  (A LUT without references falls back on some of its ops, re-measured:
+    are measured again, for up to ``settle_seconds`` after the first check and ``MAX_ATTEMPTS``
+    measurements in all, as a phone is left to cool down.  (A LUT without references falls back on some of its ops, re-measured:
     :func:`lut_drift`; ops miss the contention for a shared cache that slows whole networks.)  The set-aside measurements go
     to ``discarded.jsonl`` with the drift that set them aside; the last one is kept either way,
     and the result reports its drift and the number of attempts."""
@@ -136,7 +139,8 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
         drift = {**lut_drift(lut, probe, device, cache), **(reference_drift(lut.reference_us, now) if now else {})}
         if deadline is None:  # the settle time counts from the first check, however long measuring took
             deadline = time.monotonic() + settle_seconds
-        if abs(state_drift_pct(drift) or 0.0) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline:
+        if abs(state_drift_pct(drift) or 0.0) <= DRIFT_WARNING_PCT or time.monotonic() >= deadline \
+                or attempts >= MAX_ATTEMPTS:
             append_jsonl(out_dir / MEASURED_FILE, rows)
             done.update((row["target"], row) for row in rows)
             break

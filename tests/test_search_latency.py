@@ -99,18 +99,11 @@ def test_candidates_the_lut_and_predictor_cover_get_numbers(lut, predictor):
 
 
 def _host_device():
-    """A host device that times single-op models quickly, in whichever device API this checkout has."""
-    import latprof.devices as devices
+    """A host device that times single-op models quickly."""
+    from latprof.devices import DeviceConfig, HostSettings, get_device
 
-    fast = dict(rounds=3, warmup_runs=2, min_seconds=0.1, max_rounds=3)
-    try:
-        if hasattr(devices, "DeviceConfig"):  # the API with timing methods
-            return devices.get_device("host", devices.DeviceConfig(method="isolated"), devices.HostSettings(**fast))
-        from latprof.devices.host import MeasureSettings
-
-        return devices.get_device("host", MeasureSettings(**fast))
-    except (ImportError, TypeError, AttributeError) as exc:  # the device API changing under this test
-        pytest.skip(f"no host device in this checkout's API: {exc}")
+    return get_device("host", DeviceConfig(method="isolated"),
+                      HostSettings(rounds=3, warmup_runs=2, min_seconds=0.1, max_rounds=3))
 
 
 @pytest.fixture(scope="module")
