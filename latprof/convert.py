@@ -1,8 +1,10 @@
 """Keras -> .tflite conversion, and the content-addressed cache of microbenchmark models.
 
-Conversion costs about half a second per model, so a microbenchmark is converted once per
-(op spec, dtype, generator, TensorFlow version) and kept under its hash; large batches are
-converted by a pool of worker processes, each paying TensorFlow's import once.
+A float32 microbenchmark is written directly (``latprof.op_models``, milliseconds) when its form
+is one latprof writes; any other, and every int8 one, is a Keras model converted by TensorFlow,
+which costs 0.5 to 1.4 s.  Either way a model is made once per (op spec, dtype, generator,
+TensorFlow version) and kept under its hash; large batches of conversions run in a pool of
+worker processes, each paying TensorFlow's import once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import version
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,7 +26,7 @@ from latprof.errors import LatprofError
 from latprof.native import quiet_native_output
 from latprof.ops import OpSpec
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: float32 microbenchmarks written by latprof.op_models
 DTYPES = ("float32", "int8")
 
 
@@ -51,7 +54,7 @@ def _frozen_conversion(model, dtype: str) -> bytes:
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     if dtype == "int8":
         rng = np.random.default_rng(0)
-        shapes = [tuple(t.shape) for t in model.inputs]
+        shapes = [tuple(d or 1 for d in t.shape) for t in model.inputs]  # a free batch dimension calibrates at 1
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: (
             [rng.standard_normal(s).astype("float32") for s in shapes] for _ in range(8))
@@ -63,6 +66,13 @@ def _frozen_conversion(model, dtype: str) -> bytes:
     return converter.convert()
 
 
+@cache
+def _tensorflow_version() -> str:
+    """Read once: importlib.metadata reads the package's files each time, half a millisecond,
+    which thousands of cache paths would feel."""
+    return version("tensorflow")
+
+
 @dataclass(frozen=True)
 class ModelCache:
     """Microbenchmark models under the hash of what determines their content."""
@@ -72,7 +82,7 @@ class ModelCache:
     def path(self, spec: OpSpec | str, dtype: str) -> Path:
         """Where the model of an op spec (or of an architecture string) lives."""
         text = spec.key if isinstance(spec, OpSpec) else spec
-        ident = f"{text}|{dtype}|gen{GENERATOR_VERSION}|tf{version('tensorflow')}"
+        ident = f"{text}|{dtype}|gen{GENERATOR_VERSION}|tf{_tensorflow_version()}"
         digest = hashlib.sha256(ident.encode()).hexdigest()[:24]
         return self.root / digest[:2] / f"{digest}.tflite"
 
@@ -88,17 +98,37 @@ class ModelCache:
         return target
 
 
-def microbenchmark(spec: OpSpec, dtype: str) -> bytes:
-    """Convert the single-op model of ``spec`` and check the file holds that op and nothing else."""
-    from latprof.builder import build_op_model
+def _written_directly(spec: OpSpec) -> bytes | None:
+    """The float32 model of ``spec`` from latprof.op_models; None for a form it does not write."""
+    from latprof.op_models import op_model_bytes
+
+    try:
+        return op_model_bytes(spec)
+    except LatprofError:
+        return None
+
+
+def _single_op(data: bytes, spec: OpSpec) -> bytes:
+    """``data``, once it is checked to hold ``spec``'s op and nothing else (int8 models keep their
+    QUANTIZE and DEQUANTIZE at the edges)."""
     from latprof.tflite_file import decompose_bytes
 
-    data = convert_keras(build_op_model(spec), dtype)
     ops = decompose_bytes(data, spec.key).ops
     core = [op for op in ops if op.op not in ("QUANTIZE", "DEQUANTIZE")]
     if [op.key for op in core] != [spec.key]:
-        raise LatprofError(f"microbenchmark for {spec.key} converted to {[op.key for op in ops]}")
+        raise LatprofError(f"microbenchmark for {spec.key} holds {[op.key for op in ops]}")
     return data
+
+
+def microbenchmark(spec: OpSpec, dtype: str) -> bytes:
+    """The single-op model of ``spec``: written directly for the float32 forms latprof.op_models
+    knows, else the converted Keras model; checked to hold that op and nothing else."""
+    data = _written_directly(spec) if dtype == "float32" else None
+    if data is None:
+        from latprof.builder import build_op_model
+
+        data = convert_keras(build_op_model(spec), dtype)
+    return _single_op(data, spec)
 
 
 def _model_bytes(item: str, kind: str, dtype: str) -> bytes:
@@ -165,14 +195,40 @@ def _run_chunks(kind: str, items: list[str], dtype: str, cache: ModelCache, chun
     return failed
 
 
+def _write_directly(specs: list[OpSpec], cache: ModelCache, done: int, failed: dict[str, str],
+                    progress: Callable[[int], None]) -> list[OpSpec]:
+    """Write the float32 models latprof.op_models knows, in this process and without TensorFlow;
+    returns the specs left for the converter.  A written model that fails the check goes into
+    ``failed``, as a conversion that fails it does."""
+    left = []
+    for spec in specs:
+        data = _written_directly(spec)
+        if data is None:
+            left.append(spec)
+            continue
+        try:
+            cache.write(spec, "float32", _single_op(data, spec))
+        except LatprofError as exc:
+            failed[spec.key] = str(exc)
+        done += 1
+        progress(done)
+    return left
+
+
 def ensure_models(specs: list[OpSpec], dtype: str, cache: ModelCache, workers: int | None = None,
                   progress: Callable[[int], None] = lambda done: None) -> dict[OpSpec, str]:
     """Make sure every spec has its microbenchmark in the cache; returns the specs that could not
-    be generated, with the reason.  Parallel over processes when the batch is large enough to pay
-    for each worker's TensorFlow import (about ten seconds)."""
-    todo = [spec.key for spec in cache.missing(dict.fromkeys(specs), dtype)]
-    workers = workers or min(os.cpu_count() or 1, max(1, len(todo) // 40))
-    failed = _run_chunks("op", todo, dtype, cache, 8, workers, len(specs) - len(todo), progress)
+    be generated, with the reason.  Float32 models latprof writes directly are written first; the
+    rest are converted, in parallel over processes when the batch is large enough to pay for each
+    worker's TensorFlow import (about ten seconds)."""
+    todo = cache.missing(dict.fromkeys(specs), dtype)
+    done, failed = len(specs) - len(todo), {}
+    if dtype == "float32":
+        left = _write_directly(todo, cache, done, failed, progress)
+        done, todo = done + len(todo) - len(left), left
+    keys = [spec.key for spec in todo]
+    workers = workers or min(os.cpu_count() or 1, max(1, len(keys) // 40))
+    failed.update(_run_chunks("op", keys, dtype, cache, 8, workers, done, progress))
     return {OpSpec.from_key(key): error for key, error in failed.items()}
 
 
