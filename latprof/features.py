@@ -23,6 +23,7 @@ FEATURES = ("log_macs", "log_in", "log_out", "log_params", "log_bytes", "h_in", 
             "kernel", "stride", "inputs", "activation", "log_c_in", "log_c_out", "c_in_mod8", "c_out_mod8",
             "log_m", "log_k", "log_n", "m_mod16", "k_mod16", "n_mod16")
 LINE = [0, 1, 2, 3]  # the counts a log-log line through latency is drawn on: MACs, input, output, weights
+SHAPE_VALUES = 8  # a tensor of at most this many values is a shape (TFLite's ranks go up to 8) or part of one
 
 
 def _spatial(shape: tuple[int, ...]) -> int:
@@ -52,6 +53,15 @@ def _gemm(spec: OpSpec, c_in: int, c_out: int) -> tuple[int, int, int]:
     if spec.op == "FULLY_CONNECTED":
         return 1, c_in, c_out
     return positions, max(1, spec.kernel * spec.kernel), c_out
+
+
+def shape_only(spec: OpSpec) -> bool:
+    """Whether an op computes with tensor shapes only: SHAPE (which reads its input's shape, not its
+    values) or an op whose every tensor holds at most SHAPE_VALUES numbers, as the STRIDED_SLICE
+    and PACK that compute a RESHAPE's target shape in a model with a free batch dimension.  Such
+    an op costs what running any op costs, whatever its sizes: the predictor gives such op types
+    the median of their rows (``latprof.predictor``)."""
+    return spec.op == "SHAPE" or all(math.prod(shape) <= SHAPE_VALUES for shape in (*spec.inputs, spec.output))
 
 
 def feature_matrix(specs: list[OpSpec]) -> np.ndarray:

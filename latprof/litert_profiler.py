@@ -6,6 +6,7 @@ the ai-edge-litert wheel) does: a compiled model made with the runtime option
 ``enable_profiling = true`` records an event per XNNPACK operator and run, timed by XNNPACK itself.
 Its ``Lrt*Options`` builders are not exported, so the options are attached as what they build:
 opaque TOML payloads under the identifiers ``xnnpack`` and ``runtime_options_string``.
+A model with a free batch dimension runs at batch 1.
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ from latprof.native import quiet_native_output
 
 CPU = 1  # kLiteRtHwAcceleratorCpu
 FLOAT32 = 1  # kLiteRtElementTypeFloat32: the first field of a ranked tensor type
+# LiteRtRankedTensorType as int32s: the element type, then its LiteRtLayout: the rank (low 7 bits
+# of a bit field) and LITERT_TENSOR_MAX_RANK dimensions
+RANK_FIELD, RANK_BITS, DIMENSIONS_FIELD, MAX_RANK = 1, 0x7F, 2, 8
 # tflite::Profiler::EventType values of the events read here
 DEFAULT_EVENT, OPERATOR_EVENT, DELEGATE_OPERATOR_EVENT = 1, 2, 8
-RUNTIME_EVENT = 16  # "invoke": one per run, before that run's operators
+# The event that opens each run, before its operators: the graph's "Invoke".  (The RUNTIME_EVENT
+# "invoke" comes only for a model without a signature def, and TFLiteConverter.from_keras_model
+# writes one.)
+RUN_EVENT = (DEFAULT_EVENT, b"Invoke")
 
 
 class _MemoryUsage(ctypes.Structure):
@@ -65,6 +72,8 @@ def _library():
         lib.LiteRtCreateModelFromFile.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
         lib.LiteRtGetTensorBufferHostMemory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
         lib.LiteRtGetTensorBufferSize.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
+        lib.LiteRtCompiledModelResizeInputTensor.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t,
+                                                             ctypes.POINTER(ctypes.c_int), ctypes.c_size_t]
         for name in ("LiteRtDestroyTensorBuffer", "LiteRtDestroyCompiledModel", "LiteRtDestroyModel"):
             getattr(lib, name).argtypes = [ctypes.c_void_p]
         environment = ctypes.c_void_p()
@@ -72,10 +81,27 @@ def _library():
             _check(lib.LiteRtCreateEnvironment(0, None, ctypes.byref(environment)), "create a LiteRT environment")
     except (OSError, AttributeError) as exc:
         raise LatprofError(f"{path}: LiteRT's C library cannot be used to profile ops in networks ({exc}); "
-                           "reinstall ai-edge-litert, or time ops as microbenchmarks (--op-method v9)") from None
+                           "reinstall ai-edge-litert, or time ops isolated (--method isolated)") from None
     libc = ctypes.CDLL(None)
     libc.strdup.restype, libc.strdup.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
     return lib, environment, libc
+
+
+def _pin_free_dimensions(tensor_type: ctypes.Array) -> list[int]:
+    """Set the free dimensions of a tensor type (a LiteRtRankedTensorType's bytes) to 1, in place;
+    returns its dimensions if one was free, else [].
+
+    A model converted with a free batch dimension (Keras' default) declares its inputs and
+    outputs -1 there, and LiteRT makes no buffer for such a shape.  1 is what the file's
+    ``shape`` holds where its ``shape_signature`` is free, so the model runs at the shapes
+    ``latprof.tflite_file.decompose`` reads."""
+    fields = np.frombuffer(tensor_type.raw[:4 * (DIMENSIONS_FIELD + MAX_RANK)], np.int32).copy()
+    dimensions = fields[DIMENSIONS_FIELD:DIMENSIONS_FIELD + (int(fields[RANK_FIELD]) & RANK_BITS)]
+    if (dimensions >= 0).all():
+        return []
+    dimensions[dimensions < 0] = 1
+    ctypes.memmove(ctypes.addressof(tensor_type) + 4 * DIMENSIONS_FIELD, dimensions.tobytes(), dimensions.nbytes)
+    return dimensions.tolist()
 
 
 def _check(status: int, what: str) -> None:
@@ -128,6 +154,11 @@ class ProfiledModel:
             _check(getattr(lib, f"LiteRtGetSignature{kind}TensorByIndex")(signature, index, ctypes.byref(tensor)),
                    "read a tensor")
             _check(lib.LiteRtGetRankedTensorType(tensor, tensor_type), "read a tensor type")
+            dimensions = _pin_free_dimensions(tensor_type)
+            if dimensions and kind == "Input":  # inputs are made first: the outputs' sizes follow theirs
+                _check(lib.LiteRtCompiledModelResizeInputTensor(self._compiled, 0, index,
+                                                                (ctypes.c_int * len(dimensions))(*dimensions),
+                                                                len(dimensions)), f"fix {self.path}'s free batch at 1")
             _check(getattr(lib, f"LiteRtGetCompiledModel{kind}BufferRequirements")(
                 self._compiled, 0, index, ctypes.byref(requirements)), "size a buffer")
             _check(lib.LiteRtCreateManagedTensorBufferFromRequirements(self._environment, tensor_type, requirements,
@@ -164,7 +195,7 @@ class ProfiledModel:
         _check(lib.LiteRtGetProfilerEvents(self._profiler, count.value, events), "read profiler events")
         per_run: list[list[tuple[str, float]]] = []
         for event in events[:count.value]:
-            if event.event_type == RUNTIME_EVENT and event.tag == b"invoke":
+            if (event.event_type, event.tag) == RUN_EVENT:
                 per_run.append([])
             elif event.event_type in (OPERATOR_EVENT, DELEGATE_OPERATOR_EVENT) and per_run:
                 per_run[-1].append((event.tag.decode(errors="replace"), float(event.elapsed_time_us)))

@@ -161,7 +161,8 @@ class OpSpec:
     @property
     def params(self) -> int:
         """Weights and biases the deployed op holds (batch norm already folded in)."""
-        cin, cout = self.inputs[0][-1] if self.inputs else 0, self.output[-1] if self.output else 0
+        # A scalar has no channels: the first input of a PACK of shape arithmetic, say.
+        cin, cout = self.inputs[0][-1] if self.inputs and self.inputs[0] else 0, self.output[-1] if self.output else 0
         window = math.prod(self.kernel_hw)
         if self.op == "CONV_2D":
             return window * cin * cout + cout

@@ -26,7 +26,7 @@ from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 
 from latprof.errors import LatprofError
-from latprof.features import LINE, feature_matrix
+from latprof.features import LINE, feature_matrix, shape_only
 from latprof.jsonl import write_json
 from latprof.lut import LUT
 from latprof.ops import OpSpec
@@ -41,7 +41,7 @@ TIME_WEIGHT = 0.5  # examples weigh latency ** this: see _OpTypeModel
 # its slope into huge opposite coefficients, and an op that breaks the pattern ran away: the
 # space's predictor put EfficientNet's swish MUL of two 112x112x32 maps at 71 ms, the whole
 # network at 78x its measured time.  At 1.0 the same op gets 91 us and held-out ops score the
-# same (MAPE 12.09% -> 12.01% on day 8's bench/predictor_accuracy.py run).
+# same (MAPE 12.09% -> 12.01% in bench/predictor_accuracy.py).
 LINE_ALPHA = 1.0
 
 
@@ -86,6 +86,24 @@ class _OpTypeModel:
         return np.ones(len(features))
 
 
+class _MedianModel:
+    """An op type of shape arithmetic: the median of its rows' log latency.  Such an op costs what
+    running any op costs, whatever its sizes, and the profiler times it to the microsecond, so a
+    line through its sizes would fit rounding (a row of 0 us against one of 1 us)."""
+
+    def fit(self, features: np.ndarray, target: np.ndarray) -> _MedianModel:
+        self.value = float(np.median(target))
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Log latency."""
+        return np.full(len(features), self.value)
+
+    def spread(self, features: np.ndarray) -> np.ndarray:
+        """As uncertain as a type without trees: 1, a factor of e."""
+        return np.ones(len(features))
+
+
 class LatencyPredictor(RegressorMixin, BaseEstimator):
     """Per-op-type regressors of log latency on log-scale cost features (see ``latprof.features``).
 
@@ -97,8 +115,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     ``overhead_us`` is the invoke overhead every row of the LUT holds (``LUT.overhead_us``): the
     regressors learn what an op adds beyond it, the part that grows with the op's work, and
     predictions add it back.  Fitted to whole rows, a power law through a constant was wrong
-    wherever the overhead is large against the op (day 10's v10 LUTs held 57-110 us, more than
-    most of a network's ops take; since day 11 a v10 LUT's overhead is one invoke, 0.5 us).
+    wherever the overhead is large against the op (rows holding 57-110 us of overhead, more than
+    most of a network's ops take).
+
+    Op types whose every row is shape arithmetic (``latprof.features.shape_only``: the SHAPE,
+    STRIDED_SLICE and PACK of a free batch dimension) get the median of their rows instead.
     """
 
     def __init__(self, estimator: str = "trees", n_estimators: int = 200, random_state: int = 0,
@@ -123,7 +144,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         specs, target = [spec for spec, keep in zip(specs, regular) if keep], target[regular]
         self.models_ = {}
         for op, index in _by_type(specs).items():
-            self.models_[op] = _OpTypeModel(self._trees()).fit(feature_matrix([specs[i] for i in index]), target[index])
+            group = [specs[i] for i in index]
+            model = _MedianModel() if all(shape_only(spec) for spec in group) else _OpTypeModel(self._trees())
+            self.models_[op] = model.fit(feature_matrix(group), target[index])
         self.op_types_ = sorted(self.models_)
         return self
 

@@ -94,7 +94,8 @@ def _is_constant(model, tensor) -> bool:
 
 
 def _activation_shape(shape) -> tuple[int, ...]:
-    """Drop the batch dimension (always 1 here) of an activation shape."""
+    """Drop the batch dimension of an activation shape: 1, also in a model with a free batch
+    dimension, whose tensors hold 1 there in their shape and -1 only in their shape signature."""
     dims = tuple(int(d) for d in (shape if shape is not None else ()))
     return dims[1:] if len(dims) > 1 and dims[0] == 1 else dims
 

@@ -1,10 +1,12 @@
 """A catalogue of keras.applications mobile networks as .tflite files: models latprof's search
 space did not make, to decompose, profile, predict and measure like any other .tflite file.
 
-Models are built at batch 1 (what a phone runs; a free batch dimension would add shape ops) with
-``weights=None``: random weights, so nothing is downloaded, and latency does not depend on weight
-values.  Each is converted once per (name, dtype, Keras and TensorFlow version) and kept in the
-content-addressed model cache, several at a time by the conversion pool of ``latprof.convert``.
+Models are built at batch 1 (what a phone runs) with ``weights=None``: random weights, so nothing
+is downloaded, and latency does not depend on weight values.  A ``-freebatch`` model is built as
+Keras converts by default, with a free batch dimension: its reshapes then compute their target
+shapes at run time (SHAPE, STRIDED_SLICE, PACK ops), as a user's own conversion does.  Each is
+converted once per (name, dtype, Keras and TensorFlow version) and kept in the content-addressed
+model cache, several at a time by the conversion pool of ``latprof.convert``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ FAMILIES = {
     "efficientnet_b1": "EfficientNetB1",
 }
 _KEY_PREFIX = "zoo:"
-_NAME = re.compile(r"(?P<family>[a-z0-9_]+)(?:-(?P<alpha>\d+(?:\.\d+)?))?-(?P<resolution>\d+)(?P<minimalistic>-minimalistic)?")
+_NAME = re.compile(r"(?P<family>[a-z0-9_]+)(?:-(?P<alpha>\d+(?:\.\d+)?))?-(?P<resolution>\d+)"
+                   r"(?P<minimalistic>-minimalistic)?(?P<free_batch>-freebatch)?")
 
 
 @dataclass(frozen=True, order=True)
@@ -37,12 +40,14 @@ class ZooModel:
     """One network of a keras.applications family at a width multiplier and input resolution.
 
     ``alpha`` is None for EfficientNet, whose B-number sets width and depth; ``minimalistic``
-    (ReLU, 3x3 kernels, no squeeze-excite) exists for MobileNetV3 only."""
+    (ReLU, 3x3 kernels, no squeeze-excite) exists for MobileNetV3 only.  ``free_batch`` builds it
+    with a free batch dimension, Keras' default, instead of batch 1."""
 
     family: str
     alpha: float | None
     resolution: int
     minimalistic: bool = False
+    free_batch: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -59,19 +64,22 @@ class ZooModel:
 
     @property
     def name(self) -> str:
-        """``family-alpha-resolution[-minimalistic]``, e.g. ``mobilenet_v2-1.0-224``, ``efficientnet_b0-224``."""
+        """``family-alpha-resolution[-minimalistic][-freebatch]``, e.g. ``mobilenet_v2-1.0-224``,
+        ``efficientnet_b0-224``, ``mobilenet_v3_small-1.0-224-freebatch``."""
         width = "" if self.alpha is None else f"-{self.alpha}"
-        return f"{self.family}{width}-{self.resolution}" + ("-minimalistic" if self.minimalistic else "")
+        return (f"{self.family}{width}-{self.resolution}" + ("-minimalistic" if self.minimalistic else "")
+                + ("-freebatch" if self.free_batch else ""))
 
     @classmethod
     def from_name(cls, name: str) -> ZooModel:
         match = _NAME.fullmatch(name)
         if not match:
-            raise LatprofError(f"not a zoo model name: {name!r}; write family-alpha-resolution[-minimalistic], "
-                               "e.g. mobilenet_v2-1.0-224 or efficientnet_b0-224 (see 'latprof zoo --list')")
+            raise LatprofError(f"not a zoo model name: {name!r}; write family-alpha-resolution[-minimalistic]"
+                               "[-freebatch], e.g. mobilenet_v2-1.0-224 or efficientnet_b0-224 "
+                               "(see 'latprof zoo --list')")
         alpha = match["alpha"]
         return cls(match["family"], None if alpha is None else float(alpha), int(match["resolution"]),
-                   bool(match["minimalistic"]))
+                   bool(match["minimalistic"]), bool(match["free_batch"]))
 
     @property
     def cache_key(self) -> str:
@@ -85,10 +93,12 @@ class ZooModel:
         return {"name": self.name, **asdict(self)}
 
     def build(self):
-        """The Keras model: batch 1, random weights (nothing is downloaded), 1000 classes."""
+        """The Keras model: batch 1 (or a free batch), random weights (nothing is downloaded), 1000 classes."""
         import keras
 
-        options = {"input_tensor": keras.Input((self.resolution, self.resolution, 3), batch_size=1), "weights": None}
+        batch = None if self.free_batch else 1
+        options = {"input_tensor": keras.Input((self.resolution, self.resolution, 3), batch_size=batch),
+                   "weights": None}
         if self.alpha is not None:
             options["alpha"] = self.alpha
         if self.family.startswith("mobilenet_v3"):

@@ -57,10 +57,27 @@ def test_catalogue():
     assert ZooModel("mobilenet_v2", 1.0, 224).cache_key != ZooModel("mobilenet_v2", 1.0, 192).cache_key
 
 
+def test_free_batch_models_are_named_and_cached_apart():
+    batch_one = ZooModel("mobilenet_v3_small", 1.0, 224)
+    free = ZooModel.from_name("mobilenet_v3_small-1.0-224-freebatch")
+    assert free == ZooModel("mobilenet_v3_small", 1.0, 224, free_batch=True) and free.name.endswith("-freebatch")
+    assert free.cache_key != batch_one.cache_key and free.file_name("float32") == f"{free.name}.tflite"
+    both = ZooModel.from_name("mobilenet_v3_large-1.0-224-minimalistic-freebatch")
+    assert both.minimalistic and both.free_batch and ZooModel.from_name(both.name) == both
+    assert select(["efficientnet_b0-224-freebatch"]) == [ZooModel("efficientnet_b0", None, 224, free_batch=True)]
+    assert not any(model.free_batch for model in CATALOGUE)  # the catalogue stays at batch 1
+
+
+def test_free_batch_model_is_built_with_keras_default_input():
+    assert tuple(ZooModel.from_name("mobilenet_v3_small-0.35-96-freebatch").build().inputs[0].shape) == (None, 96, 96, 3)
+    assert tuple(ZooModel.from_name("mobilenet_v3_small-0.35-96").build().inputs[0].shape) == (1, 96, 96, 3)
+
+
 @pytest.mark.parametrize("name, hint", [
     ("mobilenet_v2-1.0", "not a zoo model name"), ("resnet50-1.0-224", "unknown zoo family"),
     ("efficientnet_b0-1.0-224", "no width multiplier"), ("mobilenet_v2-224", "width multiplier"),
     ("mobilenet_v2-1.0-224-minimalistic", "minimalistic"), ("mobilenet_v1-1.0-16", "resolution"),
+    ("mobilenet_v3_small-1.0-224-freebatch-minimalistic", "not a zoo model name"),
 ])
 def test_bad_names_are_refused(name, hint):
     with pytest.raises(LatprofError, match=hint):
@@ -129,17 +146,21 @@ def test_zoo_model_runs_in_litert(zoo_files):
     assert np.all(np.isfinite(probabilities)) and abs(float(probabilities.sum()) - 1) < 1e-3
 
 
-def test_profiled_zoo_model_is_predicted_completely(zoo_files, host_device, model_cache, tmp_path):
+@pytest.mark.parametrize("name, ops", [("mobilenet_v1-0.25-128", 31), ("mobilenet_v1-0.25-128-freebatch", 34)])
+def test_profiled_zoo_model_is_predicted_completely(name, ops, host_device, model_cache, tmp_path):
+    """Profiled inside itself (the default method), every op of a zoo model gets a LUT row: with
+    a free batch dimension, the shape ops LiteRT's interpreter runs too."""
     from latprof.lut import build_lut
     from latprof.predict import predict
     from latprof.profiling import profile
+    from latprof.zoo import ensure_zoo
 
-    path = str(zoo_files["mobilenet_v1-0.25-128"])
-    summary = profile(list(decompose(path).ops), host_device, tmp_path / "run", model_cache)
-    assert summary.unsupported == {}
-    assert summary.measured_now == summary.requested == 23 + 1  # unique ops and the invoke overhead
-    prediction = predict(path, build_lut([tmp_path / "run"]))
-    assert prediction.missing == [] and prediction.ops == 31
+    (path,) = ensure_zoo([ZooModel.from_name(name)], "float32", model_cache, workers=1).values()
+    summary = profile(host_device, tmp_path / "run", model_cache, networks={name: path}, record_state=False)
+    assert summary.timed_alone == {} and summary.unsupported == {}
+    assert summary.measured_now == summary.requested == 1
+    prediction = predict(str(path), build_lut([tmp_path / "run"]))
+    assert prediction.missing == [] and prediction.ops == ops
     assert prediction.latency_ms is not None and prediction.latency_ms > 0
 
 
@@ -178,19 +199,20 @@ def test_cli_writes_models(run_cli, tmp_path, zoo_files):
     assert run_cli("zoo", "--list", "--json", "mobilenet_v1-0.25-128").stdout.count('"cached": true') == 1
 
 
-def test_free_batch_dimension_shape_ops_are_reported_with_the_fix(zoo_files, tmp_path):
-    """Converted with Keras' default free batch, a model computes its Reshape's shape at run time:
-    those few shape ops get no microbenchmark, and the reason says how to convert instead."""
-    import keras
-
+def test_free_batch_zoo_model_adds_shape_ops_without_microbenchmarks(zoo_files, model_cache):
+    """Built with Keras' default free batch (``-freebatch``), a model computes its Reshape's shape
+    at run time.  Those few shape ops are timed inside the network (tests/test_free_batch.py); as
+    single-op models they get no microbenchmark, and the reason says how to convert instead."""
     from latprof.builder import build_op_model
-    from latprof.convert import convert_keras
+    from latprof.zoo import ensure_zoo
 
-    path = tmp_path / "free_batch.tflite"
-    path.write_bytes(convert_keras(keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None)))
+    (path,) = ensure_zoo([ZooModel.from_name("mobilenet_v1-0.25-128-freebatch")], "float32", model_cache,
+                         workers=1).values()
+    assert path != zoo_files["mobilenet_v1-0.25-128"]
     ops = decompose(path).ops
     shape_ops = [op for op in ops if op.op in ("SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE")]
-    assert [op.op for op in shape_ops] == ["SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"]
+    assert [op.key for op in shape_ops] == ["SHAPE|in=1x1x1000|out=4", "STRIDED_SLICE|in=4|out=scalar",
+                                            "PACK|in=scalar,cscalar|out=2", "RESHAPE|in=1x1x1000,2|out=1000"]
     for op in shape_ops:
         with pytest.raises(LatprofError, match="free batch dimension: convert the model at batch 1"):
             build_op_model(op)
