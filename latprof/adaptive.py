@@ -17,13 +17,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from latprof.convert import ModelCache
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl
+from latprof.lut import table_from_records
 from latprof.ops import OpSpec
 from latprof.predictor import LatencyPredictor, error_metrics
-from latprof.profiling import OVERHEAD_SPEC, profile, read_run
+from latprof.profiling import profile, read_run
 
 ROUNDS_FILE = "adaptive.jsonl"
 
@@ -62,12 +64,12 @@ class RoundReport:
 
 
 def _measured(run_dir: Path) -> tuple[dict[str, float], float]:
-    """Microbenchmark latency of every op measured in the run, by key, and the run's invoke
-    overhead (the median of its overhead rows; 0 before the first is measured)."""
+    """The latency of every op measured in the run, by key, as the LUT built from it will hold
+    it (calibrated to its time in a network, with the in-network method), and the run's invoke
+    overhead."""
     _, records = read_run(run_dir)
-    overhead = [float(r["latency_us"]) for r in records if r["key"] == OVERHEAD_SPEC.key]
-    ops = {r["key"]: float(r["latency_us"]) for r in records if r["key"] != OVERHEAD_SPEC.key}
-    return ops, float(np.median(overhead)) if overhead else 0.0
+    table, overhead, _ = table_from_records(pd.DataFrame(records))
+    return dict(zip(table.index, table["latency_us"].astype(float))), overhead
 
 
 def _fit(train: list[OpSpec], measured: dict[str, float], overhead_us: float) -> LatencyPredictor:
@@ -96,7 +98,10 @@ def _score(model: LatencyPredictor, check: list[OpSpec], measured: dict[str, flo
 def adaptive_profile(pool: list[OpSpec], plan: AdaptivePlan, device, run_dir: str | Path, cache: ModelCache,
                      request: dict | None = None,
                      progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> list[RoundReport]:
-    """Profile ``pool`` adaptively into ``run_dir``; returns one report per round so far."""
+    """Profile ``pool`` adaptively into ``run_dir``; returns one report per round so far.
+
+    Every measured op of ``pool`` outside the check set counts toward a round's target, those
+    the calibration networks timed in context included: they cost measurements as well."""
     run_dir = Path(run_dir)
     pool = sorted(set(pool))
     if plan.budget + plan.check > len(pool):
@@ -107,15 +112,15 @@ def adaptive_profile(pool: list[OpSpec], plan: AdaptivePlan, device, run_dir: st
     check, rest = shuffled[:plan.check], shuffled[plan.check:]
     targets = plan.targets()
     # The check set and the random start come first; their order is fixed by the seed.
-    profile(check + rest[:targets[0]], device, run_dir, cache, request, progress)
+    profile(device, run_dir, cache, specs=check + rest[:targets[0]], request=request, progress=progress)
     reports = [RoundReport(**row) for row in read_jsonl(run_dir / ROUNDS_FILE, required=("round", "trained_on"))]
     for number, target in enumerate(targets):
         measured, overhead = _measured(run_dir)
         train = [s for s in rest if s.key in measured]
         if len(train) < target:  # a round whose selection was cut short by a kill: finish it
             model = _fit(train, measured, overhead)
-            profile(select(model, [s for s in rest if s.key not in measured], target - len(train)),
-                    device, run_dir, cache, None, progress)
+            profile(device, run_dir, cache, specs=select(model, [s for s in rest if s.key not in measured],
+                                                         target - len(train)), progress=progress)
             measured, overhead = _measured(run_dir)
             train = [s for s in rest if s.key in measured]
         if number < len(reports):

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from latprof.errors import LatprofError
-from latprof.host_methods import DEFAULT_EVICTION, DEFAULT_VERSION, VERSIONS, sample_eviction_of
+from latprof.timing import DEFAULT_METHOD, HELP, METHODS
 
 
 class _Group(click.Group):
@@ -83,10 +83,10 @@ class DeviceChoice:
 
     device: str
     serials: tuple[str, ...]
+    method: str | None
     threads: int | None
     delegate: str | None
     dtype: str | None
-    op_method: str | None
     benchmark_binary: str | None
     warmup_runs: int
     warmup_min_secs: float
@@ -97,19 +97,33 @@ class DeviceChoice:
     pause: int
     reconnect_timeout: float
 
-    def make(self, threads: int | None = None, delegate: str | None = None, dtype: str | None = None,
-             method: str | None = None):
-        """The device; ``threads``/``delegate``/``dtype`` and the host's op ``method`` fill in what
-        the options left unset (e.g. from a LUT's provenance)."""
-        from latprof.devices import MeasureSettings, get_device
+    @property
+    def names(self) -> list[str]:
+        return list(self.serials) or [self.device]
+
+    def config(self, lut=None, source: str = "the LUT"):
+        """The device configuration: the options', or, given a LUT measured with one of latprof's
+        timing methods, the LUT's, which an option may repeat but not contradict."""
+        from latprof.devices import DeviceConfig
+
+        given = {"method": self.method, "threads": self.threads, "delegate": self.delegate, "dtype": self.dtype}
+        recorded = lut.device_config() if lut is not None else None
+        if recorded is None:
+            return DeviceConfig(**{name: value for name, value in given.items() if value is not None})
+        for name, value in given.items():
+            if value is not None and value != getattr(recorded, name):
+                raise LatprofError(f"--{name} {value} contradicts {source}, measured with {name} "
+                                   f"{getattr(recorded, name)}; drop --{name} (the LUT decides) or profile a LUT with it")
+        return recorded
+
+    def make(self, lut=None, source: str = "the LUT"):
+        """The device, in :meth:`config`'s configuration."""
+        from latprof.devices import get_device
         from latprof.devices.android import PhoneSettings
 
-        settings = MeasureSettings(threads=self.threads or threads or 1, delegate=self.delegate or delegate or "xnnpack",
-                                   dtype=self.dtype or dtype or "float32",
-                                   sample_eviction=sample_eviction_of(self.op_method or method or "") or DEFAULT_EVICTION)
         phone = PhoneSettings(**{f.name: getattr(self, f.name) for f in fields(PhoneSettings) if hasattr(self, f.name)})
-        names = list(self.serials) or [self.device]
-        return get_device(names, settings, self.benchmark_binary, phone, self.reconnect_timeout)
+        return get_device(self.names, self.config(lut, source), binary=self.benchmark_binary, phone_settings=phone,
+                          reconnect_timeout=self.reconnect_timeout)
 
 
 def _cache():
@@ -124,17 +138,14 @@ _device_options = [
                  help="Where to measure: 'host' is this CPU; an adb serial is a phone ('latprof devices' lists them)."),
     click.option("--serial", "serials", multiple=True,
                  help="adb serial of a phone; repeat to shard the work over several phones of the same model."),
-    click.option("--threads", type=click.IntRange(1), help="Interpreter threads [default: 1]."),
+    click.option("--method", type=click.Choice(METHODS),
+                 help="How ops are timed: " + "; ".join(f"{m}: {HELP[m]}" for m in METHODS)
+                      + f". Data of two methods never mix [default: {DEFAULT_METHOD}, or the LUT's]."),
+    click.option("--threads", type=click.IntRange(1), help="Interpreter threads [default: 1, or the LUT's]."),
     click.option("--delegate", type=click.Choice(["xnnpack", "none"]),
-                 help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels [default: xnnpack]."),
+                 help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels [default: xnnpack, or the LUT's]."),
     click.option("--dtype", type=click.Choice(["float32", "int8"]),
-                 help="Microbenchmarks in fp32 or int8 (post-training quantized) [default: float32]."),
-    click.option("--op-method", type=click.Choice(VERSIONS),
-                 help="Host: how ops are timed. v10 times them inside whole networks (LiteRT's profiler; profiles "
-                      "--sample and --models networks); v9 times microbenchmarks with the weights in memory as a "
-                      "whole network has them, v6 with them in the last-level cache; v7/v8 are kept to compare "
-                      f"(docs/host-measurement.md). Data of two methods never mix [default: {DEFAULT_VERSION}, "
-                      "or the LUT's]."),
+                 help="Models in fp32 or int8 (post-training quantized) [default: float32, or the LUT's]."),
     click.option("--benchmark-binary", type=click.Path(dir_okay=False),
                  help="Phones: LiteRT's benchmark_model built for the phone's ABI."),
     click.option("--warmup-runs", default=10, show_default=True, type=click.IntRange(1),
@@ -204,15 +215,20 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def profile(model_files, target, space_name, sample, seed, whole_space, kernels, models, adaptive, budget, rounds,
             check_ops, run_dir, as_json):
-    """Measure per-op microbenchmarks on a device into RUN_DIR (resumable).
+    """Time a device's ops into RUN_DIR (resumable).
 
-    With --adaptive --budget N, what --sample/--all/--models name is the pool to choose from
-    (the whole space when none is given)."""
+    With the default method, in-network, the sampled architectures and the model files are run
+    whole and each op is timed inside them; ops that no such network holds (--all, --kernels,
+    --adaptive) are timed as single-op models and mapped to their time in a network by the
+    networks' ops timed both ways.  With --adaptive --budget N, what --sample/--all/--models name
+    is the pool to choose from (the whole space when none is given)."""
+    from latprof.convert import ensure_architectures
     from latprof.kernels import sample_kernels
     from latprof.network import Network
     from latprof.profiling import profile as run_profile
     from latprof.space import get_space
     from latprof.tflite_file import decompose
+    from latprof.timing import IN_NETWORK
 
     models = _model_files((*models, *model_files))
     if adaptive != bool(budget):
@@ -221,52 +237,34 @@ def profile(model_files, target, space_name, sample, seed, whole_space, kernels,
     if not (sample or whole_space or kernels or models):
         raise LatprofError("say what to profile: --sample N, --all, --kernels N or --models FILE.tflite")
     space = get_space(space_name)
-    specs = []
-    if whole_space:
-        specs += sorted(space.unique_ops())
-    elif sample:
-        specs += [op for arch in space.sample_many(sample, seed) for op in Network(arch).ops]
-    if kernels:
-        specs += sample_kernels(kernels, seed)
-    for model in models:
-        specs += list(decompose(model).ops)
+    archs = space.sample_many(sample, seed) if sample and not whole_space else []
+    specs = sorted(space.unique_ops()) if whole_space else []
+    specs += sample_kernels(kernels, seed) if kernels else []
     request = {"space": space_name, "sample": sample, "seed": seed, "all": whole_space, "kernels": kernels,
                "models": list(models)}
-    device = target.make()
-    if getattr(device, "in_networks", False):
-        if whole_space or kernels or adaptive:
-            raise LatprofError("--op-method v10 times ops inside whole networks (--sample N, --models); --all, "
-                               "--kernels and --adaptive time single ops: use --op-method v9 for those")
-        _profile_networks(space.sample_many(sample, seed) if sample else [], models, device, run_dir, request, as_json)
-        return
+    device, cache, progress = target.make(), _cache(), _progress()
+    if adaptive or device.config.method != IN_NETWORK:  # single-op models only: the networks' ops
+        specs += [op for arch in archs for op in Network(arch).ops]
+        specs += [op for model in models for op in decompose(model).ops]
+        archs, models = [], []
     if adaptive:
         _adaptive(specs, budget, rounds, check_ops, seed, device, run_dir, request, as_json)
         return
-    summary = run_profile(specs, device, run_dir, _cache(), request, _progress())
-    lines = [f"profiled {summary.requested} op specs into {summary.run_dir}: {summary.measured_now} measured now, "
-             f"{summary.already_measured} already there ({summary.seconds} s)"]
-    if summary.unsupported:
-        lines.append(f"{len(summary.unsupported)} ops have no microbenchmark generator and were not measured:")
-        lines += [f"  {reason}" for reason in summary.unsupported.values()]  # each names its op key
-    _emit(summary.to_dict(), as_json, "\n".join(lines))
-
-
-def _profile_networks(archs, models, device, run_dir, request, as_json) -> None:
-    """``profile`` with the host's method v10: the sampled architectures (converted once) and the
-    model files, profiled whole."""
-    from latprof.convert import ensure_architectures
-    from latprof.profiling import profile_networks
-
-    progress = _progress()
     networks = {text: Path(path) for text, path in ensure_architectures(
-        archs, device.provenance().dtype, _cache(), progress=lambda done: progress("convert", done, len(archs))).items()}
+        archs, device.config.dtype, cache, progress=lambda done: progress("convert", done, len(archs))).items()}
     networks.update({str(model): Path(model) for model in models})
-    summary = profile_networks(networks, device, run_dir, _cache(), request, progress)
-    lines = [f"profiled the ops of {summary.requested} networks inside them into {summary.run_dir}: "
-             f"{summary.measured_now} measured now, {summary.already_measured} already there ({summary.seconds} s)"]
+    summary = run_profile(device, run_dir, cache, networks=networks, specs=specs, request=request, progress=progress)
+    what = " and ".join(part for part in (f"{len(networks)} networks" * bool(networks),
+                                          f"{len(set(specs))} op specs" * bool(specs)) if part)
+    lines = [f"profiled {what} into {summary.run_dir} ({device.config.method}): {summary.measured_now} measured now, "
+             f"{summary.already_measured} already there ({summary.seconds} s)"]
+    if summary.timed_alone:
+        lines.append(f"{len(summary.timed_alone)} networks could not be split into their ops by the runtime; "
+                     "their ops were timed alone:")
+        lines += [f"  {reason}" for reason in summary.timed_alone.values()]  # each names its model
     if summary.unsupported:
-        lines.append(f"{len(summary.unsupported)} networks could not be profiled op by op:")
-        lines += [f"  {reason}" for reason in summary.unsupported.values()]  # each names its model
+        lines.append(f"{len(summary.unsupported)} ops could not be timed:")
+        lines += [f"  {reason}" for reason in summary.unsupported.values()]  # each names its op
     _emit(summary.to_dict(), as_json, "\n".join(lines))
 
 
@@ -503,7 +501,7 @@ def measure(models, target, as_json):
     for model in models:
         read_model_bytes(model)  # a missing or truncated file stops here, before a phone is touched
     device = target.make()
-    timings = device.measure_models(list(models), fresh=True)
+    timings = device.measure_models(list(models))
     rows = [{"model": m, "latency_ms": round(t.latency_us / 1000, 4), "median_ms": round(t.median_us / 1000, 4),
              "p5_ms": round(t.p5_us / 1000, 4), "p95_ms": round(t.p95_us / 1000, 4), "runs": t.runs}
             for m, t in zip(models, timings)]
@@ -537,6 +535,11 @@ def check(target, seconds, as_json):
     _emit({**data, "provenance": provenance.to_dict()}, as_json, text)
 
 
+def _slower_or_faster(drift_pct: float) -> str:
+    """A drift in percent (positive: slower now) in words."""
+    return f"{abs(drift_pct):.1f}% {'slower' if drift_pct > 0 else 'faster'}"
+
+
 def _model_files(items) -> list[str]:
     """.tflite files named directly or found in named folders (sorted), refusing what is neither."""
     files = []
@@ -561,7 +564,10 @@ def _model_files(items) -> list[str]:
 @click.option("--random", "count", type=click.IntRange(1), help="Number of sampled architectures.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--space", "space_name", default="mnasnet", show_default=True)
-@click.option("--models", multiple=True, help="Also validate these .tflite files, or every .tflite in these folders.")
+@click.argument("model_files", metavar="[MODELS]...", nargs=-1, type=click.Path())
+@click.option("--models", multiple=True, type=click.Path(),
+              help="Also validate this .tflite file, or every .tflite in this folder (repeatable); more files may "
+                   "follow the options, as in --models DIR/*.tflite.")
 @device_options
 @click.option("--settle-timeout", "settle_seconds", default=300, show_default=True, type=click.IntRange(0),
               help="When the reference networks (or, for a LUT without them, its ops), timed with the models, run "
@@ -570,20 +576,20 @@ def _model_files(items) -> list[str]:
                    "drift); 0: never.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def validate(lut_file, predictor_file, count, seed, space_name, models, target, settle_seconds, out_dir, as_json):
+def validate(model_files, lut_file, predictor_file, count, seed, space_name, models, target, settle_seconds, out_dir,
+             as_json):
     """Measure sampled architectures or given models end to end and compare with the predictions."""
     from latprof.lut import LUT
     from latprof.space import get_space
     from latprof.validate import validate as run_validate
 
-    if not (count or models):
+    files = _model_files((*models, *model_files))
+    if not (count or files):
         raise LatprofError("say what to validate: --random N and/or --models DIR_OR_FILE")
-    files = _model_files(models)
     table = LUT.load(lut_file)
     model = _load_predictor(predictor_file, table)
-    p = table.provenance
     archs = get_space(space_name).sample_many(count, seed) if count else []
-    result = run_validate(archs, table, target.make(p.threads, p.delegate, p.dtype, p.method), out_dir, _cache(), _progress(),
+    result = run_validate(archs, table, target.make(table, f"the LUT {lut_file}"), out_dir, _cache(), _progress(),
                           model, files, settle_seconds)
     _emit(result.to_dict(), as_json, _validation_text(result))
 
@@ -600,11 +606,11 @@ def _validation_text(result) -> str:
                   f"plot: {result.plot}"]
         if "reference_drift_pct" in m:
             lines.append(f"device state check: {m['reference_networks']} reference networks, timed in the same rounds, "
-                         f"take {m['reference_drift_pct']:+.1f}% of their latency when the LUT was profiled")
+                         f"ran {_slower_or_faster(m['reference_drift_pct'])} than when the LUT was profiled")
         if "lut_drift_pct" in m:
-            lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops re-measured now take "
-                         f"{m['lut_drift_pct']:+.1f}% (IQR {m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%) "
-                         "of their LUT latency")
+            lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops, re-measured, ran "
+                         f"{_slower_or_faster(m['lut_drift_pct'])} than their LUT latency (IQR "
+                         f"{m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%)")
         off = state_drift_pct(m)
         if m.get("measure_attempts", 1) > 1:
             lines.append(f"the models were measured {m['measure_attempts']} times; the first "
@@ -654,7 +660,7 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
     from dataclasses import replace
 
     from latprof.search.executor import make_executor
-    from latprof.search.loop import SearchConfig, load_config, run_search
+    from latprof.search.loop import SearchConfig, SearchDevice, load_config, run_search
     from latprof.search.results import summarize
     from latprof.search.reward import Reward
     from latprof.search.train import TrainSettings
@@ -662,6 +668,8 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
     if resume_dir:
         out_dir = resume_dir
         config = load_config(Path(resume_dir))
+        table = _search_lut(config)
+        device = _resumed_device(config, target, table)
     else:
         if not out_dir or target_ms is None:
             raise LatprofError("a new search needs --target-ms and -o DIR (or --resume DIR)")
@@ -671,10 +679,14 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
                                                     "dataset": dataset, "seed": seed}.items() if v is not None})
         config = SearchConfig(target_ms=target_ms, controller=controller, seed=seed, alpha=reward.alpha,
                               beta=reward.beta, latency=latency_kind, lut=lut_file, predictor=predictor_file,
-                              budget=budget, workers=workers,
-                              reject_outside=reject_outside, train=train)
-    device, cache = target.make(), _cache()
-    source = _latency_source(config, device, cache, Path(out_dir))
+                              budget=budget, workers=workers, reject_outside=reject_outside, train=train)
+        table = _search_lut(config)
+        device = target.make(table, f"the LUT {lut_file}")
+        config = replace(config, device=SearchDevice(tuple(target.names), device.config.__dict__,
+                                                     target.benchmark_binary),
+                         lut_sha256=table.sha256 if table is not None else None)
+    cache = _cache()
+    source = _latency_source(config, table, device, cache, Path(out_dir))
     executor = make_executor(executor_name, config.workers, ray_address)
     try:
         log = run_search(out_dir, config, source, executor, resume=bool(resume_dir), progress=_search_progress())
@@ -684,18 +696,50 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
     _emit(summary, as_json, _search_text(summary, len(log), out_dir))
 
 
-def _latency_source(config, device, cache, out_dir: Path):
+def _search_lut(config):
+    """The search's LUT (None when candidates are measured), refused when the file changed since
+    the search started: a resumed search must price candidates as its first part did."""
     from latprof.lut import LUT
-    from latprof.search.latency import LutLatency, MeasuredLatency
 
     if config.latency == "measure":
-        return MeasuredLatency(device, cache)
+        return None
     if not config.lut:
         raise LatprofError(f"--latency {config.latency} needs --lut LUT (build one with 'latprof profile' and "
                            "'latprof lut build')")
     if config.latency == "predictor" and not config.predictor:
         raise LatprofError("--latency predictor needs --predictor FILE (train one with 'latprof predictor train')")
     table = LUT.load(config.lut)
+    if config.lut_sha256 and table.sha256 != config.lut_sha256:
+        raise LatprofError(f"{config.lut} is not the LUT this search started with (its sha256 changed); put that "
+                           "LUT back, or start a new search")
+    return table
+
+
+def _resumed_device(config, target: DeviceChoice, table):
+    """The device a search started with, rebuilt from its folder; device options may repeat what
+    the folder says, not change it."""
+    from dataclasses import replace
+
+    recorded = config.device
+    names = list(recorded.names)
+    if target.names != ["host"] and target.names != names:
+        raise LatprofError(f"this search measures on {', '.join(names)}, not {', '.join(target.names)}; drop "
+                           "--device/--serial when resuming")
+    for name, value in recorded.config.items():
+        given = getattr(target, name)
+        if given is not None and given != value:
+            raise LatprofError(f"this search measures with {name} {value}; drop --{name} when resuming")
+    choice = replace(target, device=names[0], serials=tuple(names) if len(names) > 1 else (),
+                     benchmark_binary=target.benchmark_binary or recorded.benchmark_binary,
+                     **recorded.config)
+    return choice.make(table, f"the LUT {config.lut}")
+
+
+def _latency_source(config, table, device, cache, out_dir: Path):
+    from latprof.search.latency import LutLatency, MeasuredLatency
+
+    if table is None:
+        return MeasuredLatency(device, cache)
     model = _load_predictor(config.predictor, table) if config.latency == "predictor" else None
     return LutLatency(table, device, cache, out_dir / "lut-extra", model)
 
@@ -745,8 +789,9 @@ def export(arch_text, output, lut_file, target, as_json):
     from latprof.search.latency import LutLatency, MeasuredLatency
     from latprof.search.results import export_model
 
-    device, cache = target.make(), _cache()
-    source = LutLatency(LUT.load(lut_file), device, cache, Path(output).with_suffix(".lut-extra")) if lut_file \
+    table = LUT.load(lut_file) if lut_file else None
+    device, cache = target.make(table, f"the LUT {lut_file}"), _cache()
+    source = LutLatency(table, device, cache, Path(output).with_suffix(".lut-extra")) if table is not None \
         else MeasuredLatency(device, cache)
     exported = export_model(Architecture.from_string(arch_text), output, device, source, cache)
     data = {**exported.__dict__, "error_pct": round(exported.error_pct, 2), "prediction": source.name}
@@ -766,7 +811,8 @@ def export(arch_text, output, lut_file, target, as_json):
 def zoo(names, families, dtype, list_only, out_dir, as_json):
     """keras.applications mobile networks (MobileNetV1/V2/V3, EfficientNet) as .tflite files.
 
-    NAMES are family-alpha-resolution[-minimalistic] (e.g. mobilenet_v2-1.4-224, efficientnet_b0-224);
+    NAMES are family-alpha-resolution[-minimalistic][-freebatch] (e.g. mobilenet_v2-1.4-224,
+    efficientnet_b0-224; -freebatch converts with a free batch dimension, as Keras does by default);
     without NAMES or --family, the whole catalogue.  Random weights, nothing downloaded; conversions
     are cached."""
     from latprof.zoo import select, write_zoo

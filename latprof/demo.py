@@ -7,12 +7,11 @@ from pathlib import Path
 
 from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures
-from latprof.devices import HostDevice, MeasureSettings
-from latprof.host_methods import IN_NETWORK
+from latprof.devices import HostDevice
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.predict import predict
-from latprof.profiling import profile_networks
+from latprof.profiling import profile
 from latprof.reference import REFERENCE_NAMES
 from latprof.space import get_space
 from latprof.validate import validate
@@ -21,11 +20,11 @@ DEMO_SETTLE_SECONDS = 60  # a busy machine gets a minute to settle: the Quicksta
 
 
 def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress: Callable, say: Callable) -> None:
-    """Ops are timed inside the networks (host method v10): with so few networks, their op sums
-    land within a few percent of the networks, where microbenchmarks' sums (v9) miss by 10-15%
-    (docs/host-measurement.md).  The run folders are named after the method, so a demo folder of
-    an earlier version, profiled with v9, is not mixed with this one."""
-    space, device = get_space("mnasnet"), HostDevice(MeasureSettings(sample_eviction=IN_NETWORK))
+    """With the default timing method, in-network: ops are timed inside the networks, so their
+    sums add up to the networks (docs/timing.md).  The folders are named after the method, so a
+    demo folder that another method measured is never mixed with this one."""
+    space, device = get_space("mnasnet"), HostDevice()
+    run_dir, val_dir = out_dir / f"run-{device.config.method}", out_dir / f"validate-{device.config.method}"
     archs = space.sample_many(sample, seed)
     references = [Architecture.from_string(name) for name in REFERENCE_NAMES]
     p = device.provenance()
@@ -33,10 +32,10 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
         f"them (LiteRT's profiler), on {p.hardware}, {p.threads} thread, {p.delegate}, {p.dtype}")
     networks = ensure_architectures(archs + references, p.dtype, cache,
                                     progress=lambda done: progress("convert", done, len(archs) + len(references)))
-    summary = profile_networks(networks, device, out_dir / "run-v10", cache,
-                               {"demo": True, "sample": sample, "seed": seed}, progress)
+    summary = profile(device, run_dir, cache, networks={text: Path(path) for text, path in networks.items()},
+                      request={"demo": True, "sample": sample, "seed": seed}, progress=progress)
     say(f"    {summary.measured_now} networks profiled now, {summary.already_measured} already ({summary.seconds} s)")
-    table = build_lut([out_dir / "run-v10"])
+    table = build_lut([run_dir])
     table.save(out_dir / "lut.json")
     say(f"2/4 built the lookup table {out_dir / 'lut.json'}: {len(table)} ops, invoke overhead "
         f"{table.overhead_us:.2f} us")
@@ -45,7 +44,7 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
         say(f"    {arch.name:12s} {predict(arch.name, table).latency_ms:8.3f} ms   "
             f"({Network(arch).macs / 1e6:.0f}M MACs, {Network(arch).params / 1e6:.2f}M params)")
     say(f"4/4 measuring the {sample} sampled architectures end to end, in a call of their own:")
-    result = validate(archs, table, device, out_dir / "validate-v10", cache, progress,
+    result = validate(archs, table, device, val_dir, cache, progress,
                       settle_seconds=DEMO_SETTLE_SECONDS)
     for row in result.table.itertuples():
         say(f"    predicted {row.predicted_ms:7.3f} ms  measured {row.measured_ms:7.3f} ms  "
@@ -58,6 +57,6 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
             "latency when the LUT was profiled: on a busy machine, errors include that drift)")
     if m["measure_attempts"] > 1:
         say(f"    (measured {m['measure_attempts']} times: the machine ran off its speed when profiled; earlier "
-            f"attempts are in {out_dir / 'validate-v10' / 'discarded.jsonl'})")
+            f"attempts are in {val_dir / 'discarded.jsonl'})")
     say("Next: 'latprof predict ARCH --lut " + str(out_dir / "lut.json") + "', or profile more with "
-        "'latprof profile --op-method v10 --sample N -o RUN_DIR'.")
+        "'latprof profile --sample N -o RUN_DIR'.")

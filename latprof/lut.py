@@ -15,15 +15,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from latprof.devices.base import DeviceConfig
 from latprof.errors import LatprofError
 from latprof.jsonl import write_json
 from latprof.measurement import STABLE_FLOOR_US, Provenance, known_within
 from latprof.ops import OpSpec
-from latprof.profiling import OVERHEAD_SPEC, RESIDUAL_KEY, read_run
+from latprof.profiling import ISOLATED_CONTEXT, OVERHEAD_SPEC, RESIDUAL_KEY, read_run
 from latprof.reference import read_references, reference_spread_pct
+from latprof.timing import method_of
 
-FORMAT, VERSION = "latprof-lut", 1
-COLUMNS = ["key", "op", "latency_us", "median_us", "p5_us", "p95_us", "runs"]
+# Version 2: rows of one timing method of latprof.timing, each saying how it was timed ("source").
+FORMAT, VERSION = "latprof-lut", 2
+COLUMNS = ["key", "op", "latency_us", "median_us", "p5_us", "p95_us", "runs", "source"]
+# Where a row's latency comes from: timed inside networks, timed as a single-op model, (in an
+# in-network LUT) timed as a single-op model and mapped to its time in a network by calibration,
+# or read from a published table (latprof.proxyless).
+IN_NETWORK_SOURCE, ISOLATED_SOURCE, CALIBRATED_SOURCE = "in-network", "isolated", "calibrated"
+IMPORTED_SOURCE = "imported"
+# Ops of one type timed both ways that a type needs for a ratio of its own (else all types' ratio).
+MIN_CALIBRATION_PAIRS = 5
 # Written when the rows have it: how sure each latency is (host runs; see lut/FORMAT.md).
 UNCERTAINTY = "uncertainty_us"
 
@@ -40,6 +50,9 @@ class LUT:
     # device was in, for validate to compare with.  Empty for imported or older LUTs.
     reference_us: dict[str, float] = field(default_factory=dict)
     reference_spread_pct: float | None = None  # how far apart the states of its profiling calls were
+    # In-network LUTs with rows timed isolated: by op type, the ratio that maps an op's isolated
+    # time to its time inside a network, and how many ops timed both ways it comes from.
+    calibration: dict[str, dict] = field(default_factory=dict)
     _latency_of: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
     _indexed: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -65,6 +78,15 @@ class LUT:
     def __len__(self) -> int:
         return len(self.table)
 
+    def device_config(self) -> DeviceConfig | None:
+        """The configuration its rows were measured in, which every command measuring against it
+        takes: None for a table that no latprof timing method measured (an imported one)."""
+        method = method_of(self.provenance.method)
+        if method is None:
+            return None
+        p = self.provenance
+        return DeviceConfig(method=method, threads=p.threads, delegate=p.delegate, dtype=p.dtype)
+
     def uncertainty_summary(self, within_pct: float = 2.0) -> dict | None:
         """How many ops' latencies are known within ``within_pct`` (or ``STABLE_FLOOR_US``, the rule
         the host stops timing by), from the rows that record their
@@ -81,13 +103,14 @@ class LUT:
                 "floor_us": STABLE_FLOOR_US, "median_pct": round(float((100 * uncertainty / latency).median()), 2)}
 
     def save(self, path: str | Path) -> None:
-        columns = COLUMNS + [UNCERTAINTY] * (UNCERTAINTY in self.table.columns)
+        columns = [c for c in COLUMNS if c in self.table.columns or c == "key"] \
+            + [UNCERTAINTY] * (UNCERTAINTY in self.table.columns)
         table = self.table.reset_index()[columns].astype(object)
         rows = table.where(table.notna(), None).values.tolist()  # an op measured without it: null
         document = {"format": FORMAT, "version": VERSION, "provenance": self.provenance.to_dict(),
                     "overhead_us": self.overhead_us, "sources": self.sources, "mixed_provenance": self.mixed,
                     "reference_us": self.reference_us, "reference_spread_pct": self.reference_spread_pct,
-                    "columns": columns, "rows": rows}
+                    "calibration": self.calibration, "columns": columns, "rows": rows}
         write_json(path, document)
 
     @classmethod
@@ -100,6 +123,9 @@ class LUT:
             document = json.loads(data)
             if document.get("format") != FORMAT:
                 raise ValueError(f"format is {document.get('format')!r}, not {FORMAT!r}")
+            if document.get("version") == 1:
+                raise LatprofError(f"{path}: a LUT of format 1, timed with a method this latprof no longer has; "
+                                   "profile the device again with 'latprof profile' and build a new LUT from that run")
             if document.get("version") != VERSION:
                 raise ValueError(f"version {document.get('version')} is not {VERSION}")
             table = pd.DataFrame(document["rows"], columns=document["columns"]).set_index("key")
@@ -112,25 +138,22 @@ class LUT:
             if any(latency <= 0 for latency in reference.values()):
                 raise ValueError("reference_us holds a latency that is not positive")
             spread = document.get("reference_spread_pct")
+            calibration = {str(op): {"ratio": float(c["ratio"]), "pairs": int(c["pairs"])}
+                           for op, c in document.get("calibration", {}).items()}
             return cls(Provenance.from_dict(document["provenance"]), table, float(document["overhead_us"]),
                        list(document.get("sources", [])), list(document.get("mixed_provenance", [])),
-                       hashlib.sha256(data).hexdigest(), reference, None if spread is None else float(spread))
+                       hashlib.sha256(data).hexdigest(), reference, None if spread is None else float(spread),
+                       calibration)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LatprofError(f"{path}: corrupt or foreign LUT ({exc}); rebuild it with 'latprof lut build'") from None
 
 
 def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
-    """Merge run folders into one LUT; refuses runs whose provenance differs unless told.
+    """Merge run folders into one LUT; refuses runs whose provenance differs unless told, and runs
+    timed with a method this latprof does not have.
 
     An op measured in several runs gets the median of its latencies; so do the overhead and each
-    reference network.  Ops timed inside networks (host method v10) are shares of a network, not
-    microbenchmarks that each paid an invoke: their rows get the overhead added, so that every row
-    means the same (an op run alone: the invoke plus the op) and a network is the overhead plus
-    each row less it.  There the overhead is one invoke (the tiny model, timed whole), and what a
-    network takes beyond it and the sum of its ops goes to its ops in proportion: the shares are
-    scaled by the median over networks of (network - invoke) / sum of its ops.  That remainder
-    grows with the network (2-4% of a 10 ms EfficientNet, a few us of a 0.4 ms MobileNet, day 11),
-    so one constant per network would overstate small networks by a large share.
+    reference network.  What the rows mean is in :func:`table_from_records`.
     """
     if not run_dirs:
         raise LatprofError("no run folders given")
@@ -138,6 +161,9 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
     for run_dir in run_dirs:
         run, records = read_run(run_dir)
         current = Provenance.from_dict(run["provenance"])
+        if method_of(current.method) is None:
+            raise LatprofError(f"{run_dir} was timed with {current.method!r}, a method this latprof does not have; "
+                               "profile the device again into a new folder")
         if provenance is None:
             provenance = current
         elif current != provenance:
@@ -150,37 +176,93 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
         references += read_references(run_dir)
     if not frames:
         raise LatprofError(f"no measurements in {', '.join(map(str, run_dirs))}; run 'latprof profile' first")
-    table, overhead = table_from_records(pd.concat(frames, ignore_index=True))
+    table, overhead, calibration = table_from_records(pd.concat(frames, ignore_index=True))
     reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
     return LUT(provenance, table, overhead, [str(Path(d)) for d in run_dirs], mixed,
                reference_us={target: round(float(latency), 3) for target, latency in reference.items()},
-               reference_spread_pct=reference_spread_pct(references))
+               reference_spread_pct=reference_spread_pct(references), calibration=calibration)
 
 
-def table_from_records(data: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """A LUT's table (one row per op key) and its invoke overhead, from the measurement lines of
-    one or more runs (see :func:`build_lut` for what the rows and the overhead mean)."""
+STATISTICS = ("latency_us", "median_us", "p5_us", "p95_us")
+
+
+def table_from_records(data: pd.DataFrame) -> tuple[pd.DataFrame, float, dict[str, dict]]:
+    """A LUT's table (one row per op key), its invoke overhead and its calibration, from the
+    measurement lines of one or more runs.
+
+    Every row means the same, whatever timed it: the op run alone, as the invoke plus the op, so
+    that a network is the overhead plus each of its rows less the overhead.
+
+    - Ops timed inside networks are shares of a network, not models that each paid an invoke:
+      their rows get the overhead (one invoke, the tiny model timed whole) added.  What a network
+      takes beyond the invoke and the sum of its ops goes to its ops in proportion: every share
+      is scaled by the median over networks of (network - invoke) / (sum of its ops).  The
+      remainder grows with the network, so one constant per network would overstate small ones.
+    - Ops timed as single-op models in an in-network run (specs no profiled network holds) ran
+      with their weights and input in the core's caches, which a network does not give them.
+      The run also timed some of its networks' ops that way; per op type, the median ratio of
+      their time in a network to their time alone (less the invoke) maps the others
+      (:func:`calibrate`).  An op timed both ways keeps its time in a network.
+    - A run of method ``isolated`` holds single-op models only: their times are the rows.
+    """
     data = data.copy()
     invoke = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
     overhead = float(invoke.median()) if len(invoke) else 0.0
+    if overhead <= 0:
+        raise LatprofError("the runs hold no overhead measurement; re-run 'latprof profile' on them")
+    networks = data["network"].notna() if "network" in data else pd.Series(False, index=data.index)
+    isolated = data["context"].eq(ISOLATED_CONTEXT) if "context" in data else pd.Series(False, index=data.index)
     residual = data["key"] == RESIDUAL_KEY
+    data["source"] = ISOLATED_SOURCE
+    calibration: dict[str, dict] = {}
     if residual.any():  # ops timed inside networks: their shares, scaled to add up to the networks
         lines = data[residual]
         scale = float(((lines["network_us"] - overhead) / (lines["network_us"] - lines["latency_us"])).median())
         if not scale > 0:
             raise LatprofError("the runs' networks took less than their invoke; re-run 'latprof profile' on them")
-        shares = data["network"].notna() & ~residual
-        for column in ("latency_us", "median_us", "p5_us", "p95_us"):
+        shares = networks & ~residual
+        for column in STATISTICS:
             data.loc[shares, column] = scale * data.loc[shares, column] + overhead
+        data.loc[shares, "source"] = IN_NETWORK_SOURCE
         data = data[~residual]
-    if overhead <= 0:
-        raise LatprofError("the runs hold no overhead measurement; re-run 'latprof profile' on them")
+        networks, isolated = networks[~residual], isolated[~residual]
+    if isolated.any():
+        in_network = data[networks].groupby("key")["latency_us"].median()
+        alone = data[isolated]
+        calibration = calibrate(alone.groupby("key").agg(op=("op", "first"), latency_us=("latency_us", "median")),
+                                in_network, overhead)
+        if not calibration:
+            raise LatprofError("the runs timed ops alone but none of their networks' ops that way too, so there is "
+                               "nothing to map them to their time in a network by; re-run 'latprof profile' on them")
+        fallback = calibration["*"]["ratio"]
+        ratio = alone["op"].map(lambda op: calibration.get(op, calibration["*"])["ratio"]).fillna(fallback)
+        for column in STATISTICS:
+            data.loc[isolated, column] = overhead + ratio * (data.loc[isolated, column] - overhead).clip(lower=0)
+        data.loc[isolated, "source"] = CALIBRATED_SOURCE
+        data = data[~(isolated & data["key"].isin(in_network.index))]
     aggregates = dict(op=("op", "first"), latency_us=("latency_us", "median"), median_us=("median_us", "median"),
-                      p5_us=("p5_us", "min"), p95_us=("p95_us", "max"), runs=("runs", "sum"))
+                      p5_us=("p5_us", "min"), p95_us=("p95_us", "max"), runs=("runs", "sum"), source=("source", "first"))
     if "conditions" in data:
         data[UNCERTAINTY] = pd.to_numeric(pd.Series([c.get(UNCERTAINTY) if isinstance(c, dict) else None
                                                      for c in data["conditions"]], index=data.index, dtype=object))
         if data[UNCERTAINTY].notna().any():
             aggregates[UNCERTAINTY] = (UNCERTAINTY, "max")  # the least sure of its runs
     table = data.groupby("key").agg(**aggregates)
-    return table, overhead
+    return table, overhead, calibration
+
+
+def calibrate(alone: pd.DataFrame, in_network: pd.Series, overhead: float) -> dict[str, dict]:
+    """By op type, and over all types (``"*"``), the median of (time in a network - invoke) /
+    (time alone - invoke) over the ops timed both ways, with how many there were.  A type with
+    fewer than MIN_CALIBRATION_PAIRS such ops gets no ratio of its own.  Empty when no op was
+    timed both ways."""
+    both = alone.join(in_network.rename("in_network_us"), how="inner")
+    both = both[both["latency_us"] > overhead]
+    if both.empty:
+        return {}
+    ratios = (both["in_network_us"] - overhead) / (both["latency_us"] - overhead)
+    result = {"*": {"ratio": round(float(ratios.median()), 4), "pairs": len(ratios)}}
+    for op, group in ratios.groupby(both["op"]):
+        if len(group) >= MIN_CALIBRATION_PAIRS:
+            result[str(op)] = {"ratio": round(float(group.median()), 4), "pairs": len(group)}
+    return result

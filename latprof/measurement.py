@@ -107,7 +107,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class NetworkProfile:
-    """A network timed whole, and each of its ops inside it (host method v10), in op order."""
+    """A network timed whole, and each of its ops inside it (method in-network), in op order."""
 
     model: str
     latency: Timing
@@ -116,5 +116,5 @@ class NetworkProfile:
     @property
     def residual_us(self) -> float:
         """What the network takes beyond the sum of its ops: an invoke, and time the profiler put on
-        no operator (a v10 LUT spreads it over the ops: ``latprof.lut.table_from_records``)."""
+        no operator (an in-network LUT spreads it over the ops: ``latprof.lut.table_from_records``)."""
         return self.latency.latency_us - sum(op.latency_us for op in self.ops)

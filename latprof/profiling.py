@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from latprof.convert import ModelCache, ensure_models
@@ -31,8 +31,8 @@ from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.measurement import NetworkProfile, Provenance, Timing
 from latprof.ops import OpSpec
-from latprof.timing import IN_NETWORK
 from latprof.reference import record_references
+from latprof.timing import IN_NETWORK
 
 RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
 # Timed with every run: its latency is the fixed cost of one invoke, which every single-op
@@ -55,14 +55,11 @@ def measuring_order(specs: list[OpSpec]) -> list[OpSpec]:
     """The order ops are measured in: the overhead first, then by a hash of each key.
 
     Chunks of ops are timed one after another, each in rounds of its own, so the ops of a chunk
-    share the device's state of that moment (on the shared host, blocks of 100 ops ran from
-    -10% to +8% of another profile of the same ops).  Measured in the order asked for (network by
-    network), a network's ops would share one or two chunks, and their moment would become the
-    network's error: two such profiles put 50 networks' sums an sd of 5.3% apart, two in random
-    orders 2.8% (bench/chunk_order.py).  In an order that has nothing to do with networks, each
-    network's ops spread over every chunk and the chunks' states average out in its sum.  A
-    hash keeps the order the same when a run is resumed or the same ops are asked for in
-    another order."""
+    share the device's state of that moment.  In the order asked for (network by network), a
+    network's ops would share one or two chunks, and their moment would become the network's
+    error; in an order that has nothing to do with networks, each network's ops spread over many
+    chunks and the chunks' states average out in its sum.  A hash keeps the order the same when a
+    run is resumed or the same ops are asked for in another order."""
     return sorted(specs, key=lambda spec: (spec != OVERHEAD_SPEC,
                                            hashlib.blake2b(spec.key.encode(), digest_size=8).digest()))
 
@@ -75,6 +72,8 @@ class ProfileSummary:
     already_measured: int
     unsupported: dict[str, str]
     seconds: float
+    # Networks the runtime could not split into their ops (by name, why): their ops were timed alone.
+    timed_alone: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -120,7 +119,10 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
             record_state: bool = True) -> ProfileSummary:
     """Profile ``networks`` (name -> .tflite, method ``in-network`` only) and op ``specs`` into
     ``run_dir``, measuring only what it lacks; then, unless told not to (a search topping up its
-    LUT has no use for it), time the reference networks that record the device's state."""
+    LUT has no use for it), time the reference networks that record the device's state.
+
+    A network the runtime cannot split into its ops has them timed alone instead, as the specs
+    are, and is named in the summary's ``timed_alone``."""
     start = time.time()
     run_dir = Path(run_dir)
     networks = dict(networks or {})
@@ -129,15 +131,19 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
     if networks and not in_network:
         raise LatprofError("isolated timing times single-op models; profile the networks' ops (their specs) instead")
     records = _open_run(run_dir, provenance, request, len(networks) + len(specs))
-    measured, failed = 0, {}
+    measured, failed, timed_alone = 0, {}, {}
     if OVERHEAD_SPEC.key not in {r["key"] for r in records}:
         append_jsonl(run_dir / MEASUREMENTS_FILE, [invoke_record(device, cache)])
     if in_network:
-        if specs and not networks and not any(r.get("network") for r in records):
-            networks = calibration_networks(provenance.dtype, cache, progress)
-        done, failed = _profile_networks(networks, device, run_dir, cache, records, progress)
+        done, timed_alone = _profile_networks(networks, device, run_dir, cache, records, progress)
         measured += done
         records = read_run(run_dir)[1]
+        specs = [*specs, *(op for name in timed_alone for op in _network_ops(networks[name]))]
+        if specs and not any(r.get("network") for r in records):  # nothing yet to calibrate by
+            calibration = calibration_networks(provenance.dtype, cache, progress)
+            measured += _profile_networks(calibration, device, run_dir, cache, records, progress)[0]
+            networks.update(calibration)
+            records = read_run(run_dir)[1]
         held = {r["key"] for r in records if r.get("network")}
         specs = [spec for spec in dict.fromkeys(specs) if spec.key not in held]
         if specs:
@@ -147,9 +153,15 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
     failed.update({spec.key: reason for spec, reason in unsupported.items()})
     if measured and record_state:
         record_references(run_dir, device, cache, provenance.dtype)
-    already = len(networks) + len(set(specs)) - measured - len(failed)
-    return ProfileSummary(str(run_dir), len(networks) + len(set(specs)), measured, max(0, already), failed,
-                          round(time.time() - start, 1))
+    requested = len(networks) + len(set(specs))  # calibration networks and ops included
+    return ProfileSummary(str(run_dir), requested, measured, max(0, requested - measured - len(failed)), failed,
+                          round(time.time() - start, 1), timed_alone)
+
+
+def _network_ops(model: Path) -> list[OpSpec]:
+    from latprof.tflite_file import decompose
+
+    return list(decompose(model).ops)
 
 
 def calibration_networks(dtype: str, cache: ModelCache, progress) -> dict[str, Path]:
@@ -167,7 +179,7 @@ def calibration_sample(held: set[str], records: list[dict]) -> list[OpSpec]:
     """Up to CALIBRATION_OPS of the ops the run's networks hold (a fixed choice, by hash), to be
     timed isolated too; fewer when some already are."""
     isolated = {r["key"] for r in records if r.get("context") == ISOLATED_CONTEXT}
-    keys = sorted(held - {OVERHEAD_SPEC.key}, key=lambda key: hashlib.blake2b(key.encode(), digest_size=8).digest())
+    keys = sorted(held - {OVERHEAD_SPEC.key, RESIDUAL_KEY}, key=lambda key: hashlib.blake2b(key.encode(), digest_size=8).digest())
     wanted = keys[:CALIBRATION_OPS]
     return [OpSpec.from_key(key) for key in wanted if key not in isolated]
 
@@ -202,15 +214,14 @@ def _profile_networks(models: dict[str, Path], device, run_dir: Path, cache: Mod
     (key ``RESIDUAL_KEY``) holds what the network took beyond the sum of its ops, which the LUT
     spreads over its ops.  Networks are timed in chunks, a chunk's lines appended when it
     is done, in an order (by a hash of the name) that has nothing to do with how they were asked."""
-    from latprof.tflite_file import decompose
-
-    done = {r.get("network") for r in records}
+    # A network's residual line is its last: a network without one was cut short by a kill.
+    done = {r["network"] for r in records if r["key"] == RESIDUAL_KEY and r.get("network")}
     todo = sorted((name for name in models if name not in done),
                   key=lambda name: hashlib.blake2b(name.encode(), digest_size=8).digest())
     failed: dict[str, str] = {}
     for first in range(0, len(todo), NETWORK_CHUNK):
         chunk = todo[first:first + NETWORK_CHUNK]
-        ops = [list(decompose(models[name]).ops) for name in chunk]
+        ops = [_network_ops(models[name]) for name in chunk]
         profiles, unsupported = device.profile_networks(
             [models[name] for name in chunk], ops,
             progress=lambda n, base=first: progress("profile", base + n, len(todo)))

@@ -31,7 +31,7 @@ import pandas as pd
 from latprof.arch import SKIP_IDENTITY, SKIP_POOL, Architecture
 from latprof.errors import LatprofError
 from latprof.jsonl import write_text_atomic
-from latprof.lut import COLUMNS, LUT
+from latprof.lut import COLUMNS, IMPORTED_SOURCE, LUT
 from latprof.measurement import Provenance
 from latprof.network import BLOCK, HEAD, STEM, LayerSpec, Network
 from latprof.ops import OpSpec, shape_text
@@ -265,7 +265,7 @@ def import_yaml(path: str | Path, device: str | None = None, hardware: str | Non
         latency = round(entry["mean"] * 1000, 6)
         spread = _Z95 * math.sqrt(entry["var"]) * 1000
         rows.append([key, key.split("-", 1)[0], latency, latency, round(max(0.0, latency - spread), 6),
-                     round(latency + spread, 6), entry["count"]])
+                     round(latency + spread, 6), entry["count"], IMPORTED_SOURCE])
     table = pd.DataFrame(rows, columns=COLUMNS).set_index("key")
     origin = f"imported from {path.name}"
     details = {"source_file": path.name, "source_sha256": digest, "entries": len(entries),

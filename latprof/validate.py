@@ -16,9 +16,8 @@ import pandas as pd
 from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures, ensure_models
 from latprof.errors import LatprofError
-from latprof.host_methods import in_network
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
-from latprof.lut import LUT
+from latprof.lut import ISOLATED_SOURCE, LUT
 from latprof.measurement import Provenance
 from latprof.network import Network
 from latprof.ops import OpSpec
@@ -126,14 +125,13 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     paths = {**ensure_architectures(todo_archs, provenance.dtype, cache,
                                     progress=lambda done: progress("convert", done, len(todo_archs))),
              **{name: Path(name) for name in files}}
-    # Ops timed inside networks (host method v10) have no microbenchmark to re-measure them by.
-    probe = [] if in_network(lut.provenance.method) else drift_probe(lut, [op for t in complete for op in targets[t]], cache)
+    probe = drift_probe(lut, [op for t in complete for op in targets[t]], cache)
     references = reference_models(lut.reference_us, provenance.dtype, cache) if todo else {}
     drift, attempts, deadline = {}, 0, None
     while todo:
         attempts += 1
         timings = device.measure_models([paths[t] for t in todo] + list(references.values()),
-                                        progress=lambda n: progress("measure", n, len(todo) + len(references)), fresh=True)
+                                        progress=lambda n: progress("measure", n, len(todo) + len(references)))
         now = {target: timing.latency_us for target, timing in zip(references, timings[len(todo):])}
         rows = [{"target": t, **timing.to_dict()} for t, timing in zip(todo, timings)]
         drift = {**lut_drift(lut, probe, device, cache), **(reference_drift(lut.reference_us, now) if now else {})}
@@ -171,8 +169,10 @@ def state_drift_pct(drift: dict) -> float | None:
 
 
 def drift_probe(lut: LUT, ops: list[OpSpec], cache: ModelCache, count: int = DRIFT_OPS) -> list[OpSpec]:
-    """A fixed sample of the validated networks' ops that the LUT holds, with their microbenchmarks."""
-    keys = sorted({op.key for op in ops if op.key in lut.table.index})
+    """A fixed sample of the validated networks' ops that the LUT holds as single-op models timed
+    alone (an op timed inside a network has no such model to re-time), with those models."""
+    alone = lut.table.index[lut.table["source"] == ISOLATED_SOURCE]
+    keys = sorted({op.key for op in ops if op.key in alone})
     sample = [OpSpec.from_key(key) for key in random.Random(0).sample(keys, min(count, len(keys)))]
     ensure_models(sample, lut.provenance.dtype, cache)
     return sample
@@ -184,7 +184,7 @@ def lut_drift(lut: LUT, sample: list[OpSpec], device, cache: ModelCache) -> dict
     drifts; a validation is only as good as this figure is small."""
     if not sample:
         return {}
-    timings = device.measure_ops([cache.path(spec, lut.provenance.dtype) for spec in sample], fresh=True)
+    timings = device.measure_models([cache.path(spec, lut.provenance.dtype) for spec in sample])
     ratios = np.array([t.latency_us for t in timings]) / lut.table.loc[[s.key for s in sample], "latency_us"].to_numpy()
     q1, median, q3 = np.percentile(100 * (ratios - 1), [25, 50, 75])
     return {"lut_drift_pct": round(float(median), 1), "lut_drift_iqr_pct": [round(float(q1), 1), round(float(q3), 1)],

@@ -28,7 +28,7 @@ from loopback.fixtures import adb_server, phone, phone_factory  # noqa: E402, F4
 
 from latprof.arch import Architecture  # noqa: E402
 from latprof.convert import ModelCache  # noqa: E402
-from latprof.devices.host import HostDevice, MeasureSettings  # noqa: E402
+from latprof.devices import DeviceConfig, HostDevice, HostSettings  # noqa: E402
 from latprof.network import Network  # noqa: E402
 
 # Stem, one block and the head at 64x64, half width: seven ops, all cheap to convert and time.
@@ -43,18 +43,28 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> ModelCache:
-    return ModelCache(tmp_path_factory.mktemp("models"))
+def model_cache() -> ModelCache:
+    """The one model cache of the test run, which the CLI's subprocesses use too."""
+    from latprof.convert import default_cache_dir
+
+    return ModelCache(default_cache_dir())
 
 
 @pytest.fixture(scope="session")
-def fast_settings() -> MeasureSettings:
-    return MeasureSettings(rounds=3, warmup_runs=2, min_seconds=0.1, max_rounds=3)
+def fast_settings() -> HostSettings:
+    return HostSettings(rounds=3, warmup_runs=2, min_seconds=0.1, max_rounds=3)
 
 
 @pytest.fixture(scope="session")
 def host_device(fast_settings) -> HostDevice:
-    return HostDevice(fast_settings)
+    """The host with the default method, in-network."""
+    return HostDevice(DeviceConfig(), fast_settings)
+
+
+@pytest.fixture(scope="session")
+def isolated_device(fast_settings) -> HostDevice:
+    """The host timing single-op models (method isolated)."""
+    return HostDevice(DeviceConfig(method="isolated"), fast_settings)
 
 
 @pytest.fixture(scope="session")
@@ -68,19 +78,34 @@ def tiny_arch() -> Architecture:
 
 
 @pytest.fixture(scope="session")
-def profiled_specs(tiny_arch):
-    """The specs of the shared run: every op of the tiny arch plus a few of MobileNetV2's."""
-    extra = list(Network(Architecture.from_string(EXTRA_ARCH)).ops)[:EXTRA_OPS]
-    return list(dict.fromkeys([*Network(tiny_arch).ops, *extra]))
+def extra_specs():
+    """A few ops of MobileNetV2 that the tiny arch does not hold: the shared run times them alone."""
+    return list(Network(Architecture.from_string(EXTRA_ARCH)).ops)[:EXTRA_OPS]
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, profiled_specs, host_device, model_cache):
-    """A finished run folder and the summary of the profile that made it (do not modify it)."""
+def profiled_specs(tiny_arch, extra_specs):
+    """The specs of the shared run: every op of the tiny arch plus a few of MobileNetV2's."""
+    return list(dict.fromkeys([*Network(tiny_arch).ops, *extra_specs]))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_arch, model_cache) -> Path:
+    """The tiny arch as .tflite."""
+    from latprof.convert import ensure_architectures
+
+    return Path(ensure_architectures([tiny_arch], "float32", model_cache)[tiny_arch.to_string()])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_arch, tiny_model, extra_specs, host_device, model_cache):
+    """A finished in-network run folder and the summary of the profile that made it (do not modify
+    it): the tiny arch profiled whole, and a few ops it does not hold timed alone and calibrated."""
     from latprof.profiling import profile
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    summary = profile(profiled_specs, host_device, run_dir, model_cache, request={"test": "tiny"})
+    summary = profile(host_device, run_dir, model_cache, networks={tiny_arch.to_string(): tiny_model}, specs=extra_specs,
+                      request={"test": "tiny"})
     return run_dir, summary
 
 
@@ -121,10 +146,9 @@ def latprof_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def cli_env(tmp_path_factory) -> dict:
-    env = dict(os.environ)
-    env["LATPROF_CACHE"] = str(tmp_path_factory.mktemp("cli-cache"))
-    return env
+def cli_env(model_cache) -> dict:
+    """The CLI's environment: the tests' one model cache, so nothing is converted twice."""
+    return dict(os.environ)
 
 
 @pytest.fixture(scope="session")

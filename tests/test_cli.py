@@ -1,18 +1,23 @@
-"""The ``latprof`` console script, run for real: exit codes, one-line errors, JSON output."""
+"""The ``latprof`` console script, run for real: exit codes, one-line errors, JSON output; and the
+device options: ``--method`` reaches the device, and validate, export and search take the
+configuration from the LUT, refusing an option that contradicts it."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from types import SimpleNamespace
 
 import pytest
+from click.testing import CliRunner
 
-from latprof.devices import HostDevice, MeasureSettings
-from latprof.profiling import OVERHEAD_SPEC
+from latprof.cli import main
+from latprof.profiling import MEASUREMENTS_FILE, OVERHEAD_SPEC, RESIDUAL_KEY, RUN_FILE
 from latprof.reference import REFERENCE_FILE, read_references
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *hints: str, code: int = 2) -> str:
+def assert_one_line_error(result, *hints: str, code: int = 2) -> str:
     """The CLI's contract for expected failures: one line on stderr, no traceback, non-zero exit."""
     lines = result.stderr.splitlines()
     assert result.returncode == code, (result.returncode, result.stderr)
@@ -22,6 +27,17 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *hints: str, code
     for hint in hints:
         assert hint in lines[0], lines[0]
     return lines[0]
+
+
+def invoke(*args):
+    """The CLI in this process, for failures that stop before anything is measured: what
+    ``run_cli`` returns, without a new interpreter per call."""
+    result = CliRunner().invoke(main, [str(a) for a in args], prog_name="latprof")
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+def read_lines(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / MEASUREMENTS_FILE).read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -178,32 +194,11 @@ def test_predict_several_targets_one_incomplete(tiny_arch_text, run_cli, tiny_lu
     assert first["latency_ms"] > 0 and second["latency_ms"] is None
 
 
-@pytest.fixture(scope="module")
-def tiny_tflite(tiny_arch_text, tmp_path_factory):
-    from latprof.arch import Architecture
-    from latprof.builder import build_model
-    from latprof.convert import convert_keras
-
-    path = tmp_path_factory.mktemp("models") / "tiny.tflite"
-    path.write_bytes(convert_keras(build_model(Architecture.from_string(tiny_arch_text))))
-    return path
-
-
-def test_predict_tflite_file(run_cli, tiny_lut_path, tiny_tflite):
-    result = run_cli("predict", tiny_tflite, "--lut", tiny_lut_path, "--json")
+def test_predict_tflite_file(run_cli, tiny_lut_path, tiny_model):
+    result = run_cli("predict", tiny_model, "--lut", tiny_lut_path, "--json")
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
-    assert row["target"] == str(tiny_tflite) and row["latency_ms"] > 0 and row["ops"] == 7
-
-
-def test_profile_models_resumes_an_existing_run(run_cli, run_copy, tiny_tflite):
-    """Every op of the model is in the run already: the CLI measures nothing and says so."""
-    before = (run_copy / "measurements.jsonl").read_text()
-    result = run_cli("profile", "--models", tiny_tflite, "-o", run_copy, "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["measured_now"] == 0 and summary["requested"] == 8 and summary["already_measured"] == 8
-    assert (run_copy / "measurements.jsonl").read_text() == before
+    assert row["target"] == str(tiny_model) and row["latency_ms"] > 0 and row["ops"] == 7
 
 
 def test_profile_of_a_missing_model(run_cli, tmp_path):
@@ -211,25 +206,153 @@ def test_profile_of_a_missing_model(run_cli, tmp_path):
                           "no such model file")
 
 
-def test_profile_into_other_provenance(run_cli, run_copy, tiny_tflite, edit_provenance):
+def test_profile_into_other_provenance(run_cli, run_copy, tiny_model, edit_provenance):
     edit_provenance(run_copy, delegate="none")
-    assert_one_line_error(run_cli("profile", "--models", tiny_tflite, "-o", run_copy), "provenance", "delegate")
+    before = (run_copy / MEASUREMENTS_FILE).read_text()
+    assert_one_line_error(run_cli("profile", "--models", tiny_model, "-o", run_copy), "provenance", "delegate")
+    assert (run_copy / MEASUREMENTS_FILE).read_text() == before
 
 
-def test_op_method_reaches_the_device_and_validate_takes_the_luts(run_cli, run_copy, tiny_tflite, edit_provenance,
-                                                                 tmp_path):
-    """``--op-method v6`` times ops another way, so a run of the default (v9) refuses it;
-    validating a v6 LUT measures with the LUT's method without being told."""
-    assert_one_line_error(run_cli("profile", "--models", tiny_tflite, "--op-method", "v6", "-o", run_copy),
-                          "provenance", "method")
-    v6 = HostDevice(MeasureSettings(sample_eviction="l2")).provenance().method
-    edit_provenance(run_copy, method=v6)
-    lut = tmp_path / "v6.json"
-    assert run_cli("lut", "build", run_copy, "-o", lut).returncode == 0
-    result = run_cli("validate", "--lut", lut, "--models", tiny_tflite, "--settle-timeout", "0",
-                     "-o", tmp_path / "val", "--json")
+# ---- the timing method and the configuration a LUT decides ----
+
+@pytest.fixture(scope="module")
+def in_network_run(run_cli, tiny_model, tmp_path_factory):
+    """The tiny model profiled by the CLI with the default method, and its JSON summary."""
+    run_dir = tmp_path_factory.mktemp("cli-runs") / "in-network"
+    done = run_cli("profile", "--models", tiny_model, "-o", run_dir, "--json")
+    assert done.returncode == 0, done.stderr
+    return run_dir, json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def isolated_run(run_cli, tiny_model, tmp_path_factory):
+    """The tiny model's ops profiled by the CLI with ``--method isolated``, and its JSON summary."""
+    run_dir = tmp_path_factory.mktemp("cli-runs") / "isolated"
+    done = run_cli("profile", "--models", tiny_model, "--method", "isolated", "-o", run_dir, "--json")
+    assert done.returncode == 0, done.stderr
+    return run_dir, json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def isolated_lut(run_cli, isolated_run, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli-luts") / "isolated.json"
+    done = run_cli("lut", "build", isolated_run[0], "-o", path)
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def test_profile_help_names_the_methods_and_no_versions(run_cli):
+    done = run_cli("profile", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--method [in-network|isolated]" in done.stdout
+    assert not re.search(r"v6|v7|v8|v9|v10|sample_eviction|op-method", done.stdout), done.stdout
+
+
+@pytest.mark.parametrize("command", [["profile", "--sample", "1"], ["measure", "MODEL"],
+                                     ["validate", "--lut", "LUT", "--random", "1"],
+                                     ["search", "--target-ms", "5", "--lut", "LUT"]])
+def test_the_old_op_method_option_is_a_usage_error(command, tmp_path, tiny_lut_path, tiny_model):
+    args = [{"LUT": tiny_lut_path, "MODEL": tiny_model}.get(arg, arg) for arg in command]
+    line = assert_one_line_error(invoke(*args, "--op-method", "v9", "-o", tmp_path / "out"), "--op-method")
+    assert f"(see 'latprof {command[0]} --help')" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_method_reaches_the_device(in_network_run, isolated_run, tiny_model, tiny_arch):
+    """The default times the model whole, each op inside it; --method isolated times each op as a
+    model of its own.  Each run's provenance names its method."""
+    from latprof.network import Network
+
+    keys = [op.key for op in Network(tiny_arch).ops]
+    (in_network, summary), (isolated, isolated_summary) = in_network_run, isolated_run
+    assert json.loads((in_network / RUN_FILE).read_text())["provenance"]["method"].startswith("in-network/")
+    assert json.loads((isolated / RUN_FILE).read_text())["provenance"]["method"].startswith("isolated/")
+
+    lines = read_lines(in_network)
+    assert {line["network"] for line in lines if "network" in line} == {str(tiny_model)}
+    assert sorted(line["key"] for line in lines if "network" in line) == sorted([*keys, RESIDUAL_KEY])
+    assert [line["key"] for line in lines if "network" not in line] == [OVERHEAD_SPEC.key]
+    assert (summary["requested"], summary["measured_now"], summary["timed_alone"]) == (1, 1, {})
+
+    lines = read_lines(isolated)
+    assert not any("network" in line or "context" in line for line in lines)
+    assert sorted(line["key"] for line in lines) == sorted({*keys, OVERHEAD_SPEC.key})
+    assert isolated_summary["measured_now"] == len(set(keys))
+    assert len(read_references(in_network)) == len(read_references(isolated)) == 2
+
+
+def test_profile_resumes_an_existing_run(run_cli, in_network_run, tiny_model):
+    """The same command again: the model is in the run already, so nothing is measured (not even
+    the reference networks) and the CLI says so."""
+    run_dir, _ = in_network_run
+    before = [(run_dir / name).read_text() for name in (MEASUREMENTS_FILE, REFERENCE_FILE)]
+    result = run_cli("profile", "--models", tiny_model, "-o", run_dir, "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "val" / "device.json").read_text())["provenance"]["method"] == v6
+    summary = json.loads(result.stdout)
+    assert (summary["requested"], summary["measured_now"], summary["already_measured"]) == (1, 0, 1)
+    assert [(run_dir / name).read_text() for name in (MEASUREMENTS_FILE, REFERENCE_FILE)] == before
+
+
+def test_profile_with_another_method_into_a_run_is_refused(run_cli, in_network_run, tiny_model):
+    run_dir, _ = in_network_run
+    before = [(run_dir / name).read_text() for name in (RUN_FILE, MEASUREMENTS_FILE)]
+    assert_one_line_error(run_cli("profile", "--models", tiny_model, "--method", "isolated", "-o", run_dir),
+                          "provenance", "method", "isolated/")
+    assert [(run_dir / name).read_text() for name in (RUN_FILE, MEASUREMENTS_FILE)] == before
+
+
+def test_validate_takes_the_method_from_the_lut(run_cli, isolated_lut, tiny_model, tmp_path):
+    """No device option: an isolated LUT is validated by a device timing with method isolated."""
+    result = run_cli("validate", "--lut", isolated_lut, "--settle-timeout", "0", "-o", tmp_path / "val", "--json",
+                     "--models", tiny_model)
+    assert result.returncode == 0, result.stderr
+    method = json.loads((tmp_path / "val" / "device.json").read_text())["provenance"]["method"]
+    assert method.startswith("isolated/")
+    assert method == json.loads(isolated_lut.read_text())["provenance"]["method"]
+    data = json.loads(result.stdout)
+    assert data["metrics"]["models"] == 1 and data["models"][0]["measured_ms"] > 0
+
+
+def test_export_takes_the_configuration_from_the_lut(run_cli, isolated_lut, tiny_arch_text, tmp_path):
+    """Options may repeat what the LUT says.  The LUT's latency source takes only a device of the
+    LUT's provenance, so a default (in-network) device would have been refused."""
+    output = tmp_path / "tiny.tflite"
+    done = run_cli("export", tiny_arch_text, "-o", output, "--lut", isolated_lut, "--method", "isolated",
+                   "--threads", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert output.stat().st_size > 0 and result["prediction"] == "lut"
+    assert result["measured_ms"] > 0 and result["predicted_ms"] > 0
+
+
+CONTRADICTIONS = [("method", "in-network", "isolated"), ("threads", "2", "1"), ("delegate", "none", "xnnpack"),
+                  ("dtype", "int8", "float32")]
+
+
+def _command(name: str, lut, tiny_model, tiny_arch_text, out) -> list:
+    return {"validate": ["validate", "--lut", lut, "--models", tiny_model, "--settle-timeout", "0", "-o", out],
+            "export": ["export", tiny_arch_text, "--lut", lut, "-o", out],
+            "search": ["search", "--target-ms", "5", "--lut", lut, "--budget", "1", "-o", out]}[name]
+
+
+@pytest.mark.parametrize("command", ["validate", "export", "search"])
+@pytest.mark.parametrize("option, value, recorded", CONTRADICTIONS)
+def test_an_option_contradicting_the_lut_is_one_line(command, option, value, recorded, isolated_lut, tiny_model,
+                                                     tiny_arch_text, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(*_command(command, isolated_lut, tiny_model, tiny_arch_text, out), f"--{option}", value)
+    assert_one_line_error(result, f"--{option} {value} contradicts the LUT {isolated_lut}, measured with {option} "
+                                  f"{recorded}; drop --{option}")
+    assert not out.exists()
+
+
+def test_the_console_script_refuses_another_method_than_the_luts(run_cli, tiny_lut_path, tiny_model, tmp_path):
+    """The same through the installed script, with the in-network LUT of the shared run."""
+    result = run_cli("validate", "--lut", tiny_lut_path, "--models", tiny_model, "--method", "isolated",
+                     "-o", tmp_path / "val")
+    assert_one_line_error(result, f"--method isolated contradicts the LUT {tiny_lut_path}, measured with method "
+                                  "in-network; drop --method")
+    assert not (tmp_path / "val").exists()
 
 
 def test_measure_good_then_truncated_tflite(run_cli, model_cache, tiny_run, truncated_tflite):
@@ -246,9 +369,9 @@ def test_lut_build_of_a_binary_run_json(run_cli, tmp_path):
 
 def test_measure_happy_path(run_cli, model_cache, tiny_run):
     good = model_cache.path(OVERHEAD_SPEC, "float32")
-    result = run_cli("measure", good, "--json")
+    result = run_cli("measure", good, "--method", "isolated", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     (row,) = data["models"]
     assert row["model"] == str(good) and row["latency_ms"] > 0 and row["runs"] > 0
-    assert data["provenance"]["device"] == "host"
+    assert data["provenance"]["device"] == "host" and data["provenance"]["method"].startswith("isolated/")

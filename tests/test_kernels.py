@@ -46,11 +46,15 @@ def test_each_kind_converts_to_exactly_its_op(model_cache):
 
 
 def test_profile_kernels_from_the_cli(run_cli, tmp_path):
+    """Kernels are single-op models; timed isolated here, so that the run needs no networks to
+    calibrate by (in-network runs of specs alone: tests/test_profiling.py)."""
     out = tmp_path / "kernels"
-    result = run_cli("profile", "--kernels", "3", "--seed", "5", "-o", out, "--json")
+    result = run_cli("profile", "--kernels", "3", "--seed", "5", "--method", "isolated", "-o", out, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["measured_now"] == summary["requested"] >= 3 and not summary["unsupported"]
-    measured = [json.loads(line)["key"] for line in (out / "measurements.jsonl").read_text().splitlines()]
-    assert set([s.key for s in sample_kernels(3, 5)]) <= set(measured)
-    assert json.loads((out / "run.json").read_text())["requests"][-1]["kernels"] == 3
+    assert summary["measured_now"] == summary["requested"] == 3 and not summary["unsupported"]
+    records = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
+    assert {s.key for s in sample_kernels(3, 5)} <= {r["key"] for r in records}
+    assert not any("network" in r or "context" in r for r in records)
+    run = json.loads((out / "run.json").read_text())
+    assert run["requests"][-1]["kernels"] == 3 and run["provenance"]["method"].startswith("isolated/")

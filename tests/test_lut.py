@@ -1,7 +1,9 @@
-"""LUTs: building from run folders, the file format, provenance checks, and prediction."""
+"""LUTs: building from run folders (in-network shares, isolated times and their calibration), the
+file format, provenance checks, and prediction."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -9,13 +11,27 @@ import pandas as pd
 import pytest
 
 from latprof.arch import Architecture
+from latprof.devices import DeviceConfig
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl
-from latprof.lut import COLUMNS, FORMAT, LUT, UNCERTAINTY, build_lut
+from latprof.lut import (
+    CALIBRATED_SOURCE,
+    COLUMNS,
+    FORMAT,
+    IN_NETWORK_SOURCE,
+    ISOLATED_SOURCE,
+    LUT,
+    MIN_CALIBRATION_PAIRS,
+    UNCERTAINTY,
+    VERSION,
+    build_lut,
+    calibrate,
+    table_from_records,
+)
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict, predict_ops
-from latprof.profiling import OVERHEAD_SPEC, read_run
+from latprof.profiling import ISOLATED_CONTEXT, OVERHEAD_SPEC, RESIDUAL_KEY, read_run
 from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, read_references
 
 
@@ -24,20 +40,150 @@ def lut(tiny_lut_path) -> LUT:
     return LUT.load(tiny_lut_path)
 
 
-def test_build_lut_from_run(tiny_run):
+def _by_kind(records):
+    """The lines of an in-network run: the overhead, the networks' op shares, their residual lines
+    and the ops timed alone."""
+    overhead = [r for r in records if r["key"] == OVERHEAD_SPEC.key and "network" not in r]
+    shares = [r for r in records if "network" in r and r["key"] != RESIDUAL_KEY]
+    residual = [r for r in records if r["key"] == RESIDUAL_KEY]
+    alone = [r for r in records if r.get("context") == ISOLATED_CONTEXT]
+    return overhead, shares, residual, alone
+
+
+def test_build_lut_from_an_in_network_run(tiny_run, tiny_arch, extra_specs):
+    """The tiny network's ops keep their time inside it (with the network's residual spread over
+    them); the ops no network held are their isolated time, calibrated; the ops timed both ways
+    are what the calibration learns from."""
     run_dir, _ = tiny_run
     run, records = read_run(run_dir)
-    table = build_lut([run_dir])
-    assert len(table) == len(records)
-    assert set(table.table.index) == {r["key"] for r in records}
-    by_key = {r["key"]: r for r in records}
-    for key, row in table.table.iterrows():
-        assert row["latency_us"] == pytest.approx(by_key[key]["latency_us"])
-        assert row["op"] == by_key[key]["op"]
-    assert table.overhead_us == pytest.approx(by_key[OVERHEAD_SPEC.key]["latency_us"])
-    assert table.overhead_us > 0
-    assert table.provenance.to_dict() == run["provenance"]
-    assert table.sources == [str(run_dir)] and table.mixed == []
+    built = build_lut([run_dir])
+    (invoke,), shares, (residual,), alone = _by_kind(records)
+    network_keys, extra_keys = {op.key for op in Network(tiny_arch).ops}, {spec.key for spec in extra_specs}
+    assert set(built.table.index) == network_keys | extra_keys | {OVERHEAD_SPEC.key}
+    assert RESIDUAL_KEY not in built.table.index
+    assert built.overhead_us == invoke["latency_us"] > 0
+    scale = (residual["network_us"] - invoke["latency_us"]) / (residual["network_us"] - residual["latency_us"])
+    for line in shares:
+        row = built.table.loc[line["key"]]
+        assert row["source"] == IN_NETWORK_SOURCE
+        assert row["latency_us"] == pytest.approx(built.overhead_us + scale * line["latency_us"])
+    # every op of the network was timed alone too: they are the calibration's pairs
+    assert {r["key"] for r in alone} == network_keys | extra_keys
+    # (an op whose time alone is within the invoke adds nothing to scale, so it is no pair)
+    pairs = {r["key"] for r in alone if r["key"] in network_keys and r["latency_us"] > built.overhead_us}
+    assert built.calibration["*"]["pairs"] == len(pairs) >= len(network_keys) - 2
+    for line in alone:
+        if line["key"] in extra_keys:
+            row = built.table.loc[line["key"]]
+            ratio = built.calibration.get(line["op"], built.calibration["*"])["ratio"]
+            assert row["source"] == CALIBRATED_SOURCE
+            assert row["latency_us"] == pytest.approx(
+                built.overhead_us + ratio * max(0.0, line["latency_us"] - built.overhead_us))
+    assert built.table.loc[OVERHEAD_SPEC.key, "source"] == ISOLATED_SOURCE
+    assert built.provenance.to_dict() == run["provenance"]
+    assert built.sources == [str(run_dir)] and built.mixed == []
+
+
+def test_a_lut_of_one_network_predicts_the_network_as_profiled(tiny_run, tiny_arch_text, lut):
+    """The overhead plus the ops' rows less the overhead is the network's whole time, timed in the
+    same rounds as its ops (predictions are in whole tenths of a microsecond)."""
+    _, records = read_run(tiny_run[0])
+    (residual,) = [r for r in records if r["key"] == RESIDUAL_KEY]
+    assert predict(tiny_arch_text, lut).latency_ms * 1000 == pytest.approx(residual["network_us"], abs=0.06)
+
+
+def _records(rows) -> pd.DataFrame:
+    """Measurement lines as a run writes them, every statistic the latency."""
+    return pd.DataFrame(rows).assign(median_us=lambda d: d["latency_us"], p5_us=lambda d: d["latency_us"],
+                                     p95_us=lambda d: d["latency_us"], runs=1)
+
+
+INVOKE = {"key": OVERHEAD_SPEC.key, "op": "ADD", "latency_us": 2.0}
+
+
+def _calibration_records(conv_pairs: int) -> pd.DataFrame:
+    """One network (its residual is one invoke, so its shares are not scaled) of five 1x1
+    convolutions and a depthwise one, of which ``conv_pairs`` convolutions and the depthwise one
+    were timed alone too, at (time in the network - invoke) / (time alone - invoke) = 2, 2, 2.5,
+    4, 5 and 4; and three ops timed alone only."""
+    shares = {"c1": 10.0, "c2": 20.0, "c3": 30.0, "c4": 40.0, "c5": 50.0, "d1": 8.0}
+    alone = {"c1": 7.0, "c2": 12.0, "c3": 14.0, "c4": 12.0, "c5": 12.0, "d1": 4.0}
+    op = {"c": "CONV_2D", "d": "DEPTHWISE_CONV_2D"}
+    rows = [INVOKE]
+    rows += [{"key": key, "op": op[key[0]], "latency_us": share, "network": "n"} for key, share in shares.items()]
+    rows.append({"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": 2.0, "network_us": 160.0, "network": "n"})
+    paired = [f"c{i}" for i in range(1, conv_pairs + 1)] + ["d1"]
+    rows += [{"key": key, "op": op[key[0]], "latency_us": alone[key], "context": ISOLATED_CONTEXT} for key in paired]
+    rows += [{"key": "x", "op": "CONV_2D", "latency_us": 12.0, "context": ISOLATED_CONTEXT},
+             {"key": "y", "op": "DEPTHWISE_CONV_2D", "latency_us": 6.0, "context": ISOLATED_CONTEXT},
+             {"key": "z", "op": "SOFTMAX", "latency_us": 1.5, "context": ISOLATED_CONTEXT}]
+    return _records(rows)
+
+
+def test_calibration_maps_ops_timed_alone_to_their_time_in_a_network():
+    assert MIN_CALIBRATION_PAIRS == 5  # the records below have exactly that many convolutions
+    table, overhead, calibration = table_from_records(_calibration_records(conv_pairs=5))
+    assert overhead == 2.0
+    # CONV_2D: the median of 2, 2, 2.5, 4, 5; all types: of those and the depthwise's 4
+    assert calibration == {"*": {"ratio": 3.25, "pairs": 6}, "CONV_2D": {"ratio": 2.5, "pairs": 5}}
+    latency, source = table["latency_us"].to_dict(), table["source"].to_dict()
+    # ops timed both ways keep their time in the network (plus the invoke, the residual being one)
+    assert {key: latency[key] for key in ("c1", "c5", "d1")} == {"c1": 12.0, "c5": 52.0, "d1": 10.0}
+    assert {source[key] for key in ("c1", "c2", "c3", "c4", "c5", "d1")} == {IN_NETWORK_SOURCE}
+    # ops timed alone only: invoke + ratio x (alone - invoke), by their type's ratio or all types'
+    assert latency["x"] == 2.0 + 2.5 * 10.0 == 27.0
+    assert latency["y"] == 2.0 + 3.25 * 4.0 == 15.0
+    assert latency["z"] == 2.0  # faster alone than an invoke: it adds nothing
+    assert table.loc["x", "p95_us"] == 27.0 and table.loc["y", "median_us"] == 15.0
+    assert {source[key] for key in ("x", "y", "z")} == {CALIBRATED_SOURCE}
+    assert source[OVERHEAD_SPEC.key] == ISOLATED_SOURCE and len(table) == 10
+
+
+def test_a_type_with_too_few_pairs_takes_the_ratio_of_all_types():
+    table, _, calibration = table_from_records(_calibration_records(conv_pairs=4))
+    # 2, 2, 2.5, 4 and the depthwise's 4
+    assert calibration == {"*": {"ratio": 2.5, "pairs": 5}}
+    assert table.loc["x", "latency_us"] == 2.0 + 2.5 * 10.0
+    assert table.loc["c5", "source"] == IN_NETWORK_SOURCE  # timed in the network, not alone: no pair
+
+
+def test_calibrate_needs_ops_timed_both_ways():
+    alone = pd.DataFrame({"op": ["CONV_2D", "CONV_2D"], "latency_us": [12.0, 1.0]}, index=["a", "b"])
+    assert calibrate(alone, pd.Series({"c": 30.0}), 2.0) == {}
+    # an op faster alone than an invoke gives no ratio
+    assert calibrate(alone, pd.Series({"b": 30.0}), 2.0) == {}
+    assert calibrate(alone, pd.Series({"a": 32.0, "b": 30.0}), 2.0) == {"*": {"ratio": 3.0, "pairs": 1}}
+    # a run that timed ops alone but none of its networks' ops so
+    records = _calibration_records(conv_pairs=5)
+    only_network_ops = records[~(records["context"].eq(ISOLATED_CONTEXT) & ~records["key"].isin(["x", "y", "z"]))]
+    with pytest.raises(LatprofError, match="nothing to map"):
+        table_from_records(only_network_ops)
+
+
+def test_a_network_is_shared_over_its_ops_in_proportion():
+    """Two networks that took 2% more than their ops beyond an invoke: the rows carry that 2%,
+    the overhead stays one invoke."""
+    table, overhead, calibration = table_from_records(_records([
+        {**INVOKE, "latency_us": 1.0},
+        {"key": "a", "op": "CONV_2D", "latency_us": 100.0, "network": "small"},
+        {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": 3.0, "network_us": 103.0, "network": "small"},
+        {"key": "a", "op": "CONV_2D", "latency_us": 100.0, "network": "large"},
+        {"key": "b", "op": "CONV_2D", "latency_us": 9900.0, "network": "large"},
+        {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": 201.0, "network_us": 10201.0, "network": "large"},
+    ]))
+    assert overhead == 1.0 and calibration == {}
+    assert table.loc["a", "latency_us"] == pytest.approx(1.0 + 1.02 * 100.0)
+    assert table.loc["b", "latency_us"] == pytest.approx(1.0 + 1.02 * 9900.0)
+    assert list(table.loc[["a", "b"], "runs"]) == [2, 1]
+    assert RESIDUAL_KEY not in table.index and set(table["source"]) == {IN_NETWORK_SOURCE, ISOLATED_SOURCE}
+
+
+def test_an_isolated_run_is_its_times():
+    table, overhead, calibration = table_from_records(_records([
+        INVOKE, {"key": "a", "op": "CONV_2D", "latency_us": 12.0}, {"key": "a", "op": "CONV_2D", "latency_us": 16.0}]))
+    assert overhead == 2.0 and calibration == {}
+    assert table["latency_us"].to_dict() == {OVERHEAD_SPEC.key: 2.0, "a": 14.0}
+    assert set(table["source"]) == {ISOLATED_SOURCE}
 
 
 def test_lut_keeps_the_median_reference_latency_of_its_runs(tiny_run, run_copy):
@@ -69,8 +215,10 @@ def test_save_load_round_trip(tiny_run, tmp_path):
     assert loaded.sources == built.sources and loaded.mixed == built.mixed
     assert loaded.reference_us == built.reference_us and len(loaded.reference_us) == 2
     assert loaded.reference_spread_pct == built.reference_spread_pct
+    assert loaded.calibration == built.calibration and set(built.calibration) >= {"*"}
+    assert set(loaded.table["source"]) == {IN_NETWORK_SOURCE, CALIBRATED_SOURCE, ISOLATED_SOURCE}
     document = json.loads(path.read_text())
-    assert document["format"] == FORMAT and document["version"] == 1
+    assert document["format"] == FORMAT and document["version"] == VERSION == 2
     assert document["columns"] == COLUMNS + [UNCERTAINTY] and len(document["rows"]) == len(built)
     assert not list(path.parent.glob("*.tmp"))
     # saving what was loaded gives the same document
@@ -80,11 +228,14 @@ def test_save_load_round_trip(tiny_run, tmp_path):
 
 
 def test_lut_keeps_how_sure_each_host_latency_is(tiny_run, run_copy):
-    """Host runs record each op's uncertainty; the LUT keeps the least sure of its runs, and a
-    LUT of runs without it (a phone's, an older host's) has no such column."""
+    """Host runs record each op's uncertainty; the LUT keeps the least sure of the lines it keeps
+    (an op's share of its network, else its time alone), and a LUT of runs without it (a
+    phone's) has no such column."""
     run_dir, _ = tiny_run
     records = [json.loads(line) for line in (run_dir / "measurements.jsonl").read_text().splitlines()]
-    recorded = {r["key"]: r["conditions"][UNCERTAINTY] for r in records}
+    held = {r["key"] for r in records if "network" in r}
+    recorded = {r["key"]: r["conditions"][UNCERTAINTY] for r in records
+                if r["key"] != RESIDUAL_KEY and ("network" in r or r["key"] not in held)}
     built = build_lut([run_dir])
     assert built.table[UNCERTAINTY].to_dict() == pytest.approx(recorded)
     summary = built.uncertainty_summary()
@@ -122,6 +273,42 @@ def test_mixed_lut_round_trip_keeps_the_differences(tiny_run, run_copy, edit_pro
     mixed = build_lut([tiny_run[0], run_copy], allow_mixed=True)
     mixed.save(tmp_path / "mixed.json")
     assert LUT.load(tmp_path / "mixed.json").mixed == mixed.mixed
+
+
+def test_a_lut_gives_the_configuration_it_was_measured_in(lut, tmp_path):
+    assert lut.device_config() == DeviceConfig(method="in-network", threads=1, delegate="xnnpack", dtype="float32")
+    other = dataclasses.replace(lut, provenance=dataclasses.replace(
+        lut.provenance, method=lut.provenance.method.replace("in-network", "isolated"), threads=2, dtype="int8"))
+    assert other.device_config() == DeviceConfig(method="isolated", threads=2, dtype="int8")
+    # a table no timing method of this latprof measured: imported, or timed by an older one
+    for method in ("proxylessnas-yaml import", "litert-interleaved/v9 (x)", "in-network/0 (x)"):
+        old = dataclasses.replace(lut, provenance=dataclasses.replace(lut.provenance, method=method))
+        assert old.device_config() is None
+
+
+@pytest.mark.parametrize("method", ["litert-interleaved/v9 (x)", "in-network/0 (an older version)"])
+def test_build_lut_refuses_runs_of_a_method_latprof_no_longer_has(run_copy, edit_provenance, run_cli, tmp_path,
+                                                                  method):
+    from test_cli import assert_one_line_error
+
+    edit_provenance(run_copy, method=method)
+    with pytest.raises(LatprofError, match="does not have.*profile the device again"):
+        build_lut([run_copy])
+    if method.startswith("litert"):
+        assert_one_line_error(run_cli("lut", "build", run_copy, "-o", tmp_path / "lut.json"), "v9", "profile")
+        assert not (tmp_path / "lut.json").exists()
+
+
+def test_a_lut_of_format_1_is_refused_with_one_line(tiny_lut_path, tmp_path, run_cli):
+    """Format 1 held the times of the host's old methods (v6-v10): they mean something else."""
+    from test_cli import assert_one_line_error
+
+    path = _corrupt(tiny_lut_path, tmp_path, lambda d: d.update(version=1))
+    with pytest.raises(LatprofError) as info:
+        LUT.load(path)
+    message = str(info.value)
+    assert "format 1" in message and "latprof profile" in message and "\n" not in message
+    assert_one_line_error(run_cli("lut", "show", path), "format 1", "profile")
 
 
 def test_build_lut_refuses_empty_input(tmp_path, tiny_run):
@@ -171,7 +358,8 @@ def _negative_uncertainty(document):
 @pytest.mark.parametrize("change, hint", [
     (lambda d: d.update(format="something-else"), "format"),
     (lambda d: d.pop("format"), "format"),
-    (lambda d: d.update(version=2), "version"),
+    (lambda d: d.update(version=3), "version"),
+    (lambda d: d.update(calibration={"*": {"ratio": 1.0}}), "pairs"),
     (_negative, "positive latency"),
     (_zero, "positive latency"),
     (_null, "positive latency"),

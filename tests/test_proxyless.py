@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from latprof.arch import Architecture, Block
 from latprof.cli import main
 from latprof.errors import LatprofError
-from latprof.lut import COLUMNS, LUT
+from latprof.lut import COLUMNS, ISOLATED_SOURCE, LUT
 from latprof.measurement import Provenance
 from latprof.network import Network, block_layers
 from latprof.predict import predict, predict_ops
@@ -137,6 +137,8 @@ def test_import_via_cli(tiny_yaml, tmp_path):
     assert p.binary_sha256 == digest == p.details["source_sha256"]
     assert p.details["source_file"] == "tiny.yaml" and p.details["entries"] == 7 and p.details["variant"] == "proxylessnas"
     assert p.details["var_ms2"] == {k: v for k, (_, _, v) in {**TINY_ENTRIES, **UNUSED}.items()}
+    # No timing method of latprof measured it: commands measuring against it take their own options.
+    assert lut.device_config() is None
 
 
 def test_import_defaults_name_the_file(tiny_yaml):
@@ -212,7 +214,7 @@ def test_ofa_keys_and_squeeze_excite(tmp_path):
 def _op_lut(archs, overhead_us=2.0, drop=()) -> LUT:
     """An op-level LUT in memory: made-up latencies for every op of ``archs`` but ``drop``."""
     ops = sorted({op for arch in archs for op in Network(Architecture.from_string(arch)).ops})
-    rows = [[op.key, op.op, 10.0 + 7 * i, 11.0 + 7 * i, 9.0 + 7 * i, 13.0 + 7 * i + i % 3, 20 + i % 5]
+    rows = [[op.key, op.op, 10.0 + 7 * i, 11.0 + 7 * i, 9.0 + 7 * i, 13.0 + 7 * i + i % 3, 20 + i % 5, ISOLATED_SOURCE]
             for i, op in enumerate(ops) if op.key not in drop]
     provenance = Provenance("host", "test cpu", "litert", "0" * 64, 1, "xnnpack", "float32", "test")
     return LUT(provenance, pd.DataFrame(rows, columns=COLUMNS).set_index("key"), overhead_us)

@@ -3,7 +3,7 @@ through the CLI (its phone path is in test_phone.py)."""
 
 from __future__ import annotations
 
-import json
+import re
 
 import pytest
 
@@ -26,19 +26,21 @@ def test_check_times_the_reference_network_until_the_time_is_up(host_device, mod
     assert result.target == REFERENCE_NETWORKS[0]
     assert len(result.latencies_us) >= 3 and len(seen) == len(result.latencies_us)
     assert result.seconds >= 1.0 and seen == sorted(seen)
-    # MobileNetV2 at 224x224 on one core of a CPU: milliseconds, not microseconds or seconds.
-    assert all(1_000 < x < 200_000 for x in result.latencies_us)
+    assert all(x > 0 for x in result.latencies_us)
     assert result.spread_pct == round(100 * (max(result.latencies_us) / min(result.latencies_us) - 1), 1)
+    assert result.steady is (result.spread_pct <= DRIFT_WARNING_PCT)
 
 
 def test_check_cli_reports_the_spread_and_its_verdict(run_cli):
-    done = run_cli("check", "--seconds", "1", "--json")
+    """The text the CLI prints (its figures are the in-process check's, above; each run of the CLI
+    takes seconds of timing, so one is enough)."""
+    done = run_cli("check", "--seconds", "1")
     assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["timings"] >= 3 and data["min_ms"] <= data["median_ms"] <= data["max_ms"]
-    assert data["steady"] is (data["spread_pct"] <= DRIFT_WARNING_PCT)
-    assert data["provenance"]["device"] == "host" and data["provenance"]["threads"] == 1
-
-    text = run_cli("check", "--seconds", "1").stdout
-    assert text.startswith("mobilenetv2 timed ") and "% apart" in text
-    assert ("\nsteady: " in text) or ("\nnot steady: " in text and "profile when the device is idle" in text)
+    first, verdict = done.stdout.splitlines()
+    found = re.fullmatch(r"mobilenetv2 timed (\d+) times in \d+ s on host: median [\d.]+ ms, from ([\d.]+) to "
+                         r"([\d.]+) ms \(([\d.]+)% apart\)", first)
+    assert found, first
+    assert int(found[1]) >= 3 and float(found[2]) <= float(found[3])
+    steady = float(found[4]) <= DRIFT_WARNING_PCT
+    assert verdict.startswith("steady: " if steady else "not steady: ")
+    assert steady or "profile when the device is idle" in verdict

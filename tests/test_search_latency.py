@@ -14,7 +14,7 @@ import pytest
 
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
-from latprof.lut import LUT
+from latprof.lut import ISOLATED_SOURCE, LUT
 from latprof.measurement import Provenance
 from latprof.network import Network
 from latprof.ops import OpSpec
@@ -42,7 +42,7 @@ def _synthetic_lut(provenance: Provenance) -> LUT:
     specs = {op for arch in (*archs, ARCH) for op in Network(arch).ops}
     specs = sorted(spec for spec in specs if spec.op != "SOFTMAX" and spec.key != ESTIMATED)
     rows = [{"key": spec.key, "op": spec.op, "latency_us": _cost_us(spec), "median_us": _cost_us(spec),
-             "p5_us": _cost_us(spec), "p95_us": _cost_us(spec), "runs": 10} for spec in specs]
+             "p5_us": _cost_us(spec), "p95_us": _cost_us(spec), "runs": 10, "source": ISOLATED_SOURCE} for spec in specs]
     return LUT(provenance=provenance, table=pd.DataFrame(rows).set_index("key"), overhead_us=OVERHEAD_US)
 
 
@@ -88,7 +88,7 @@ def test_without_a_predictor_or_device_every_missing_op_counts(lut):
 def test_candidates_the_lut_and_predictor_cover_get_numbers(lut, predictor):
     """With a SOFTMAX row, unseen candidates (most of their ops estimated) get a number each."""
     row = pd.DataFrame([{"key": SOFTMAX, "op": "SOFTMAX", "latency_us": 3.0, "median_us": 3.0, "p5_us": 3.0,
-                         "p95_us": 3.0, "runs": 10}]).set_index("key")
+                         "p95_us": 3.0, "runs": 10, "source": ISOLATED_SOURCE}]).set_index("key")
     full = dataclasses.replace(lut, table=pd.concat([lut.table, row]))
     source = LutLatency(full, predictor=predictor)
     for arch in [dataclasses.replace(a, resolution=96) for a in get_space("mnasnet").sample_many(3, 7)]:
@@ -98,17 +98,10 @@ def test_candidates_the_lut_and_predictor_cover_get_numbers(lut, predictor):
                                        "predictor")
 
 
-def _host_device():
-    """A host device that times single-op models quickly."""
-    from latprof.devices import DeviceConfig, HostSettings, get_device
-
-    return get_device("host", DeviceConfig(method="isolated"),
-                      HostSettings(rounds=3, warmup_runs=2, min_seconds=0.1, max_rounds=3))
-
-
 @pytest.fixture(scope="module")
-def device():
-    return _host_device()
+def device(isolated_device):
+    """The host timing single-op models quickly."""
+    return isolated_device
 
 
 def _measured_keys(run_dir) -> list[str]:
@@ -116,13 +109,11 @@ def _measured_keys(run_dir) -> list[str]:
     return [json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def test_with_a_device_the_unknown_op_is_profiled_and_the_rest_estimated(device, tmp_path):
-    from latprof.convert import ModelCache
-
+def test_with_a_device_the_unknown_op_is_profiled_and_the_rest_estimated(device, model_cache, tmp_path):
     lut = _synthetic_lut(device.provenance())
     predictor = _fitted(lut)
     extra = tmp_path / "extra"
-    source = LutLatency(lut, device, ModelCache(tmp_path / "models"), extra, predictor=predictor)
+    source = LutLatency(lut, device, model_cache, extra, predictor=predictor)
     before = len(lut)
     latency, kind = source.latency_ms(ARCH)
     assert isinstance(latency, float) and latency > 0 and kind == "predictor"
@@ -137,7 +128,7 @@ def test_with_a_device_the_unknown_op_is_profiled_and_the_rest_estimated(device,
     assert len(_measured_keys(extra)) == measured  # the next candidate with the op finds it in the LUT
 
 
-def test_with_a_device_an_op_that_cannot_be_profiled_raises_naming_it(device, tmp_path, monkeypatch):
+def test_with_a_device_an_op_that_cannot_be_profiled_raises_naming_it(device, model_cache, tmp_path, monkeypatch):
     """An op neither known nor buildable as a microbenchmark (a 1x7 kernel): one line, its key and why."""
     import latprof.search.latency as latency_module
 
@@ -148,10 +139,8 @@ def test_with_a_device_an_op_that_cannot_be_profiled_raises_naming_it(device, tm
             self.ops = (*Network(arch).ops, odd)
 
     monkeypatch.setattr(latency_module, "Network", WithOddOp)
-    from latprof.convert import ModelCache
-
     lut = _synthetic_lut(device.provenance())
-    source = LutLatency(lut, device, ModelCache(tmp_path / "models"), tmp_path / "extra", predictor=_fitted(lut))
+    source = LutLatency(lut, device, model_cache, tmp_path / "extra", predictor=_fitted(lut))
     with pytest.raises(LatprofError) as caught:
         source.latency_ms(ARCH)
     message = str(caught.value)

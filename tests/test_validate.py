@@ -1,4 +1,6 @@
-"""End-to-end validation on the host, kept to one tiny network: outputs, resume, provenance check."""
+"""End-to-end validation on the host, kept to one tiny network: outputs, the device's drift from
+its LUT (reference networks timed with the models; ops re-timed for an isolated LUT), bounded
+re-measuring, resume, provenance checks."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import pytest
 
 from latprof.arch import Architecture
 from latprof.errors import LatprofError
-from latprof.lut import LUT
-from latprof.reference import REFERENCE_NETWORKS
+from latprof.lut import LUT, build_lut
+from latprof.network import Network
+from latprof.profiling import OVERHEAD_SPEC, profile
+from latprof.reference import REFERENCE_NETWORKS, reference_models
 from latprof.validate import (
     DEVICE_FILE,
     DISCARDED_FILE,
@@ -26,6 +30,14 @@ from latprof.validate import (
 @pytest.fixture(scope="module")
 def lut(tiny_lut_path) -> LUT:
     return LUT.load(tiny_lut_path)
+
+
+@pytest.fixture(scope="module")
+def isolated_lut(tmp_path_factory, tiny_arch, isolated_device, model_cache) -> LUT:
+    """The tiny arch's ops timed alone (method isolated), with no reference networks."""
+    run_dir = tmp_path_factory.mktemp("runs") / "isolated"
+    profile(isolated_device, run_dir, model_cache, specs=list(Network(tiny_arch).ops), record_state=False)
+    return build_lut([run_dir])
 
 
 @pytest.fixture(scope="module")
@@ -53,49 +65,76 @@ def test_validate_measures_complete_architectures(validated, archs):
     assert summary["incomplete"] == result.incomplete
 
 
-def test_validate_reports_how_far_the_device_drifted_from_the_lut(validated, archs):
+def test_an_in_network_lut_is_checked_by_its_reference_networks_alone(validated, lut):
+    """Its rows are ops timed inside networks (or calibrated): there is no single-op model whose
+    time the LUT holds to re-time."""
     _, result = validated
-    m = result.metrics
-    # The tiny network's seven ops are all re-measured; the same machine minutes later runs them
-    # within a factor of two of the LUT.
-    assert m["lut_drift_ops"] == 7
-    low, high = m["lut_drift_iqr_pct"]
-    assert -50 < low <= m["lut_drift_pct"] <= high < 100
+    assert set(lut.table.loc[lut.table.index != OVERHEAD_SPEC.key, "source"]) <= {"in-network", "calibrated"}
+    assert not any(key.startswith("lut_drift") for key in result.metrics)
+    assert result.metrics["reference_networks"] == 2 and isinstance(result.metrics["reference_drift_pct"], float)
 
 
-def test_validate_times_the_reference_networks_in_the_same_rounds(validated, lut):
-    """The LUT carries the reference networks' profile-time latency; validate times them again
-    and reports the device's drift from that state (the same machine minutes later: well within
-    a factor of two)."""
-    _, result = validated
+def test_validate_times_the_reference_networks_in_the_same_rounds_as_the_models(tmp_path, archs, lut, host_device,
+                                                                                model_cache, monkeypatch):
+    """The LUT carries the reference networks' profile-time latency; validate times them again in
+    the one call that times the models (so that both see the device in the same state)."""
+    calls = []
+    measure = host_device.measure_models
+
+    def recording(models, progress=lambda done: None):
+        calls.append([str(m) for m in models])
+        return measure(models, progress)
+
+    monkeypatch.setattr(host_device, "measure_models", recording)
+    result = validate(archs, lut, host_device, tmp_path / "v", model_cache, settle_seconds=0)
     assert set(lut.reference_us) == set(REFERENCE_NETWORKS)
-    assert result.metrics["reference_networks"] == 2 and -50 < result.metrics["reference_drift_pct"] < 100
+    references = reference_models(REFERENCE_NETWORKS, "float32", model_cache)
+    (call,) = calls
+    assert len(call) == 3 and call[1:] == [str(references[t]) for t in lut.reference_us]
+    assert result.metrics["reference_networks"] == 2 and result.metrics["measure_attempts"] == 1
+
+
+def test_an_isolated_lut_is_checked_by_re_timing_its_ops(tmp_path, archs, isolated_lut, isolated_device, model_cache):
+    """An isolated LUT holds each op's single-op model time: the tiny network's seven ops are
+    timed again, and their drift reported (without reference networks, it is the state's)."""
+    result = validate(archs, isolated_lut, isolated_device, tmp_path / "v", model_cache, settle_seconds=0)
+    m = result.metrics
+    assert m["lut_drift_ops"] == 7 and "reference_drift_pct" not in m
+    low, high = m["lut_drift_iqr_pct"]
+    assert low <= m["lut_drift_pct"] <= high
+    assert result.table["measured_ms"].gt(0).all() and list(result.table["target"]) == [archs[0].to_string()]
+
+
+def test_a_lut_is_validated_on_a_device_of_its_method_only(tmp_path, archs, isolated_lut, host_device, model_cache):
+    with pytest.raises(LatprofError, match="method"):
+        validate(archs, isolated_lut, host_device, tmp_path / "v", model_cache, settle_seconds=0)
 
 
 @pytest.mark.parametrize("probe", ["reference networks", "ops, for a LUT without references"])
 def test_models_measured_while_the_device_runs_off_its_lut_speed_are_set_aside(probe, tmp_path, archs, lut,
-                                                                            host_device, model_cache):
-    """A LUT whose probe (its reference networks, or its ops when it has none) is at a quarter of
-    the latency this device gives: every check says the device runs about +300% off (this shared
-    host's own swings reach +-50%, so nothing near the threshold), so the models are measured again
-    until the settle time is up; each set-aside attempt is kept with the drift that set it aside,
-    and only the last one counts."""
+                                                                            isolated_lut, host_device,
+                                                                            isolated_device, model_cache):
+    """A LUT whose probe (its reference networks, or, for an isolated LUT without them, its ops)
+    is at a quarter of the latency this device gives: every check says the device runs far off
+    (about +300%), so the models are measured again until the settle time is up; each set-aside
+    attempt is kept with the drift that set it aside, and only the last one counts."""
     if probe == "reference networks":
         busy_lut = dataclasses.replace(lut, reference_us={t: v / 4 for t, v in lut.reference_us.items()})
-        drift_key = "reference_drift_pct"
+        device, drift_key = host_device, "reference_drift_pct"
     else:
-        busy_lut = dataclasses.replace(lut, table=lut.table.assign(latency_us=lut.table["latency_us"] / 4),
-                                       reference_us={})
-        drift_key = "lut_drift_pct"
+        assert isolated_lut.reference_us == {}
+        busy_lut = dataclasses.replace(isolated_lut, table=isolated_lut.table.assign(
+            latency_us=isolated_lut.table["latency_us"] / 4))
+        device, drift_key = isolated_device, "lut_drift_pct"
     out = tmp_path / "busy"
-    result = validate(archs, busy_lut, host_device, out, model_cache, settle_seconds=1.0)
+    result = validate(archs, busy_lut, device, out, model_cache, settle_seconds=1.0)
     attempts = result.metrics["measure_attempts"]
-    assert attempts >= 2 and result.metrics[drift_key] > DRIFT_WARNING_PCT
+    assert 2 <= attempts <= MAX_ATTEMPTS and result.metrics[drift_key] > DRIFT_WARNING_PCT
     discarded = [json.loads(line) for line in (out / DISCARDED_FILE).read_text().splitlines()]
     assert len(discarded) == attempts - 1
     assert all(row[drift_key] > DRIFT_WARNING_PCT for row in discarded)
     assert len((out / MEASURED_FILE).read_text().splitlines()) == 1
-    quiet = validate(archs, busy_lut, host_device, tmp_path / "no-settle", model_cache, settle_seconds=0)
+    quiet = validate(archs, busy_lut, device, tmp_path / "no-settle", model_cache, settle_seconds=0)
     assert quiet.metrics["measure_attempts"] == 1 and not (tmp_path / "no-settle" / DISCARDED_FILE).exists()
 
 
@@ -106,9 +145,11 @@ def test_validation_on_a_device_that_stays_off_its_lut_speed_ends_after_a_few_at
     then the validation ends with its result and the drift beside it."""
     busy_lut = dataclasses.replace(lut, reference_us={t: v / 4 for t, v in lut.reference_us.items()})
     result = validate(archs, busy_lut, host_device, tmp_path / "v", model_cache, settle_seconds=3600)
-    assert result.metrics["measure_attempts"] == MAX_ATTEMPTS
+    assert result.metrics["measure_attempts"] == MAX_ATTEMPTS == 3
     assert result.metrics["reference_drift_pct"] > DRIFT_WARNING_PCT
-    assert len(result.table) >= 1 and result.table["measured_ms"].gt(0).all()
+    discarded = (tmp_path / "v" / DISCARDED_FILE).read_text().splitlines()
+    assert len(discarded) == MAX_ATTEMPTS - 1
+    assert len(result.table) == 1 and result.table["measured_ms"].gt(0).all()
 
 
 def test_validate_resumes(validated, archs, lut, host_device, model_cache):

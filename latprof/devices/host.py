@@ -183,7 +183,7 @@ class HostDevice(Device):
         failed: dict[str, str] = {}
         with self._pinned():
             for start in range(0, len(models), CHUNK):
-                chunk, chunk_ops, profiled = [], [], []
+                chunk, profiled = [], []
                 try:
                     for model, model_ops in zip(models[start:start + CHUNK], ops[start:start + CHUNK]):
                         try:  # a model the profiler cannot split into its ops is reported, not fatal
@@ -251,25 +251,29 @@ class HostDevice(Device):
         on shared cores): timing one model after another would compare models measured at
         different speeds.  A low quantile of each model's per-round values estimates its latency
         when the core is not contended."""
-        s = self.settings
         timings: list[Timing] = []
         with self._pinned():
             for start in range(0, len(models), CHUNK):
                 # Every model of a chunk loads before any is timed: a bad file stops the run early.
                 loaded = [self.load(Path(m)) for m in models[start:start + CHUNK]]
-                bursts = [self.burst(m) for m in loaded]
-                per_round: list[list[float]] = [[] for _ in loaded]
-                samples: list[list[float]] = [[] for _ in loaded]
-
-                def time_one(index: int) -> None:
-                    burst = loaded[index].round_samples(bursts[index])
-                    per_round[index].append(float(np.median(burst)))
-                    samples[index] += burst
-
-                self._interleave(len(loaded), time_one, lambda index: not s.stable(per_round[index]))
-                timings += [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
+                timings += self._timed(loaded)
                 progress(len(timings))
         return timings
+
+    def _timed(self, loaded: list[Loaded]) -> list[Timing]:
+        """The timings of loaded models, interleaved round after round (:meth:`_interleave`)."""
+        s = self.settings
+        bursts = [self.burst(m) for m in loaded]
+        per_round: list[list[float]] = [[] for _ in loaded]
+        samples: list[list[float]] = [[] for _ in loaded]
+
+        def time_one(index: int) -> None:
+            burst = loaded[index].round_samples(bursts[index])
+            per_round[index].append(float(np.median(burst)))
+            samples[index] += burst
+
+        self._interleave(len(loaded), time_one, lambda index: not s.stable(per_round[index]))
+        return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
 
     def burst(self, model: Loaded) -> int:
         """Invokes in a round: at least BURST and BURST_US of the model, sized by its fastest warm invoke."""

@@ -28,6 +28,20 @@ MAX_REJECTIONS = 20  # rejected candidates allowed per trained one before the se
 
 
 @dataclass(frozen=True)
+class SearchDevice:
+    """Where a search measures: device names ('host' or adb serials), the DeviceConfig's fields,
+    and a phone's benchmark_model; kept so that ``--resume`` measures on the same device."""
+
+    names: tuple[str, ...] = ("host",)
+    config: dict = field(default_factory=dict)
+    benchmark_binary: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchDevice:
+        return cls(tuple(data["names"]), dict(data["config"]), data.get("benchmark_binary"))
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """Everything that defines a search; stored in the folder, so ``--resume`` needs nothing else."""
 
@@ -45,6 +59,8 @@ class SearchConfig:
     reject_outside: float | None = None  # skip training when LAT > f*T or LAT < T/f
     train: TrainSettings = field(default_factory=TrainSettings)
     controller_options: dict = field(default_factory=dict)
+    device: SearchDevice = field(default_factory=SearchDevice)
+    lut_sha256: str | None = None  # of the LUT the search started with
 
     @property
     def reward(self) -> Reward:
@@ -55,7 +71,8 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> SearchConfig:
-        return cls(**{**data, "train": TrainSettings(**data["train"])})
+        return cls(**{**data, "train": TrainSettings(**data["train"]),
+                      "device": SearchDevice.from_dict(data.get("device", {"names": ["host"], "config": {}}))})
 
 
 @dataclass

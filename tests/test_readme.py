@@ -1,0 +1,185 @@
+"""The README's commands work as written: every verb and option it uses exists in the CLI, and its
+cheap commands run for real through the installed ``latprof`` console script.
+
+Commands are read from the README's fenced ```bash blocks (one command a line, ``&&`` splits
+commands, ``#`` starts a comment).  Paths the README assumes (a LUT built by ``latprof lut
+build``) are replaced with the tests' shared tiny LUT; nothing is profiled or measured here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+QUICKSTART = ["python3 -m pip install -e . && latprof demo -o runs/demo",
+              "python3 -m pip install -e '.[test]' && python3 -m pytest -q"]
+GROUPS = ("lut", "predictor")  # verbs whose commands are subverbs
+
+
+def fenced_blocks(text: str, language: str) -> list[str]:
+    return [m.group(2) for m in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.M | re.S) if m.group(1) == language]
+
+
+def command_lines(block: str) -> list[str]:
+    """Non-empty lines without their comments, continuation lines joined."""
+    lines = block.replace("\\\n", " ").splitlines()
+    return [line for line in lines if shlex.split(line, comments=True)]
+
+
+def commands(text: str | None = None) -> list[list[str]]:
+    """Every command of every bash block (of the README by default), as argv lists."""
+    found = []
+    for block in fenced_blocks(README if text is None else text, "bash"):
+        for line in command_lines(block):
+            tokens = shlex.split(line, comments=True)
+            while tokens:
+                cut = tokens.index("&&") if "&&" in tokens else len(tokens)
+                found.append(tokens[:cut])
+                tokens = tokens[cut + 1:]
+    return found
+
+
+def latprof_commands() -> list[list[str]]:
+    return [argv[1:] for argv in commands() if argv and argv[0] == "latprof"]
+
+
+def verb_of(args: list[str]) -> tuple[str, ...]:
+    return tuple(args[:2]) if args[0] in GROUPS else (args[0],)
+
+
+def options_of(args: list[str]) -> set[str]:
+    return {arg.split("=", 1)[0] for arg in args if arg.startswith("-") and not re.fullmatch(r"-?\d+(\.\d+)?", arg)}
+
+
+def substitute(args: list[str], paths: dict[str, str]) -> list[str]:
+    return [paths.get(arg, arg) for arg in args]
+
+
+def without_option(args: list[str], option: str) -> list[str]:
+    """args less ``option VALUE``."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def find_command(verb: tuple[str, ...], must_have: str) -> list[str]:
+    matches = [args for args in latprof_commands() if verb_of(args) == verb and must_have in args]
+    assert matches, f"the README has no 'latprof {' '.join(verb)}' command with {must_have}"
+    return matches[0]
+
+
+def test_quickstart_is_exactly_the_two_commands():
+    section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = fenced_blocks(section, "bash")
+    assert len(blocks) == 1, "the Quickstart has one bash block"
+    lines = [line.strip() for line in command_lines(blocks[0])]
+    assert lines == QUICKSTART
+
+
+def test_the_parser_reads_the_readme():
+    assert len(latprof_commands()) >= 25
+    verbs = {verb_of(args) for args in latprof_commands()}
+    for verb in [("demo",), ("check",), ("profile",), ("lut", "build"), ("predict",), ("validate",), ("zoo",),
+                 ("predictor", "train"), ("search",), ("export",), ("devices",), ("lut", "import"), ("lut", "export")]:
+        assert verb in verbs, f"the README never shows 'latprof {' '.join(verb)}'"
+
+
+def test_every_verb_and_option_in_the_readme_exists(run_cli):
+    by_verb: dict[tuple[str, ...], set[str]] = {}
+    for args in latprof_commands():
+        by_verb.setdefault(verb_of(args), set()).update(options_of(args))
+    for verb, options in sorted(by_verb.items()):
+        result = run_cli(*verb, "--help", timeout=60)
+        assert result.returncode == 0, f"latprof {' '.join(verb)} --help: {result.stderr}"
+        assert f"Usage: latprof {' '.join(verb)}" in result.stdout
+        for option in options:
+            assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", result.stdout), \
+                f"latprof {' '.join(verb)} has no option {option}"
+
+
+def test_no_removed_timing_methods_or_diary():
+    assert not re.search(r"\bv(6|7|8|9|10)\b|op-method|sample_eviction|\bday [0-9]", README)
+    assert "--method in-network" in README and "--method isolated" in README
+
+
+def test_zoo_list_and_the_names_the_readme_uses(run_cli):
+    assert ["zoo", "--list"] in latprof_commands()
+    listed = run_cli("zoo", "--list", timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.split()) == 28
+    names = [arg for args in latprof_commands() if args[0] == "zoo" for arg in args[1:]
+             if not arg.startswith("-") and "/" not in arg]
+    assert names, "the README writes zoo models by name"
+    named = run_cli("zoo", "--list", *names, timeout=60)  # the names parse (nothing is converted)
+    assert named.returncode == 0, named.stderr
+    assert [line.split()[0] for line in named.stdout.splitlines()] == names
+
+
+def test_lut_show_of_the_readme(run_cli, tiny_lut_path):
+    args = find_command(("lut", "show"), "runs/host.lut.json")
+    result = run_cli(*substitute(args, {"runs/host.lut.json": tiny_lut_path}), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "method: in-network/1" in result.stdout
+
+
+def test_predict_of_reference_names_as_in_the_readme(run_cli, tiny_lut_path, tiny_arch_text):
+    """The README's predict line, with the tiny LUT (no predictor): every target parses, those the
+    LUT cannot cover are reported incomplete with their missing ops, a covered one gets a latency."""
+    args = find_command(("predict",), "mobilenetv2")
+    args = without_option(substitute(args, {"runs/host.lut.json": str(tiny_lut_path)}), "--predictor")
+    targets = [arg for arg in args[1:args.index("--lut")]]
+    assert "mobilenetv2" in targets and "mnasnet-a1" in targets
+    result = run_cli(*args, tiny_arch_text, "--json", timeout=60)
+    assert result.returncode == 1, result.stderr  # incomplete predictions: exit 1, no error
+    assert "latprof: error" not in result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == len(targets) + 1
+    for row in rows[:-1]:
+        assert row["latency_ms"] is None and row["missing"]
+    assert rows[-1]["latency_ms"] > 0 and not rows[-1]["missing"]
+
+
+def test_python_snippet_runs(python_executable, cli_env, tiny_lut_path, tmp_path):
+    blocks = fenced_blocks(README, "python")
+    assert len(blocks) == 1
+    code = blocks[0].replace("runs/demo/lut.json", str(tiny_lut_path))
+    assert code != blocks[0], "the snippet loads the demo's LUT"
+    result = subprocess.run([python_executable, "-c", code], capture_output=True, text=True, env=cli_env,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    params, macs = result.stdout.split()[:2]
+    assert int(params) > 1_000_000 and int(macs) > 100_000_000
+    assert "CONV_2D|in=224x224x3" in result.stdout
+    assert "None [" in result.stdout  # the tiny LUT lacks MobileNetV2's ops: no latency, the missing listed
+
+
+def test_accuracy_table_points_at_the_benches():
+    section = README.split("## Accuracy", 1)[1].split("\n## ", 1)[0]
+    assert "<!-- figures: docs/results.md -->" in section.split("|", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|") and "---" not in line][1:]
+    scripts = [re.search(r"`python (bench/\w+\.py)`", row) for row in rows]
+    assert all(scripts) and len(rows) == 5
+    assert {m.group(1) for m in scripts} == {f"bench/{name}.py" for name in (
+        "host_accuracy", "zoo_accuracy", "predictor_accuracy", "space_profile", "phone_loopback")}
+    for m in scripts:
+        assert (ROOT / m.group(1)).is_file()
+    assert all(row.rstrip(" |").endswith("see docs/results.md") for row in rows)
+
+
+@pytest.mark.parametrize("path", ["docs/timing.md", "lut/FORMAT.md", "device_scripts/README.md"])
+def test_documents_the_readme_points_to_exist(path):
+    assert path in README
+    assert (ROOT / path).is_file()
