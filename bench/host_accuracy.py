@@ -1,119 +1,74 @@
-"""How well LUT predictions match measured end-to-end latency on the host, and how well the
-machine repeats itself.
+"""Accuracy of the default recipe on networks of the search space, on this host, repeated.
 
-Measures ``--validate`` architectures (seed 1) whole, profiles their ops and those of ``--others``
-more (seed 2), builds the LUT, validates on the first set, then measures the same networks again.
-Two ceilings come out beside the LUT's score: the networks at validation against themselves when
-the ops were profiled (what a LUT that knew each network's profile-time latency exactly would
-score, since a LUT records the state the host was in), and against themselves right after (the
-noise of one measurement).  With ``--op-method v10`` (ops timed inside networks) the validated
-networks' ops were timed inside those very networks, so the same networks are also predicted
-held out: from the LUT of the other networks alone, with a predictor trained on it for the ops
-it lacks.  Prints a table.
+Runs the user's three commands, each as a subprocess, into a fresh folder per repeat:
 
-    python bench/host_accuracy.py [--validate 50] [--others 30] [--op-method v9] [-o runs/bench-accuracy]
+    latprof profile --device host --sample 50 --seed 7 -o RUN
+    latprof lut build RUN -o LUT
+    latprof validate --lut LUT --random 50 --seed 7 --device host -o VAL
+
+(the default timing method, in-network: the validated networks are the profiled ones, measured
+again whole in a call of their own).  Per repeat it reports the shares of networks within ±5% and
+±10% of their measured latency, MAPE, Spearman, the reference drift (how much slower (+) the
+reference networks ran at validation than when the LUT was profiled: the host's state moving
+between the calls), how many times validate measured, and the wall time of each step; then the
+median and range over repeats.  The JSON holds every command's own JSON output as well (the
+validation's per-network table included).
+
+    python bench/host_accuracy.py [--repeats 3] [--sample 50] [--random 50] [--seed 7] [-o runs/bench/host_accuracy.json]
+
+Run from the repo root (bench/common.py is imported from the script's folder).  The run
+folders go to runs/bench/host_accuracy/repeat-N/.  Expect a few minutes a repeat on 2 cores, more
+for the first (it converts the 50 networks; later repeats find them in the model cache), and up
+to validate's settle timeout (300 s) more when the host is busy.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
-from latprof.convert import ModelCache, default_cache_dir, ensure_architectures
-from latprof.devices import HostDevice
-from latprof.devices.host import MeasureSettings
-from latprof.host_methods import DEFAULT_VERSION, VERSIONS, sample_eviction_of
-from latprof.lut import build_lut
-from latprof.network import Network
-from latprof.predict import predict_ops
-from latprof.predictor import fit_predictor
-from latprof.profiling import profile, profile_networks
-from latprof.space import get_space
-from latprof.validate import validate
+import common
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--validate", type=int, default=50)
-    parser.add_argument("--others", type=int, default=30)
-    parser.add_argument("--op-method", choices=VERSIONS, default=DEFAULT_VERSION)
-    parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-accuracy"))
+    parser = common.parser(__doc__, "host_accuracy")
+    parser.add_argument("--repeats", type=int, default=3, help="times to run the three commands (default: 3)")
+    parser.add_argument("--sample", type=int, default=50, help="architectures to profile (default: 50)")
+    parser.add_argument("--random", type=int, default=50, help="architectures to validate (default: 50)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of both draws (default: 7: the same networks)")
     args = parser.parse_args()
+    work = common.fresh_work_dir(args.output)
+    result = {**common.context("host_accuracy"), "recipe": {"sample": args.sample, "random": args.random,
+                                                            "seed": args.seed}, "repeats": []}
 
-    space, cache = get_space("mnasnet"), ModelCache(default_cache_dir())
-    device = HostDevice(MeasureSettings(sample_eviction=sample_eviction_of(args.op_method)))
-    archs = space.sample_many(args.validate, 1)
-    others = space.sample_many(args.others, 2)
-    paths = ensure_architectures(archs, device.provenance().dtype, cache)
-    profiled = latencies(device, paths)
-    t0 = time.perf_counter()
-    runs = []
-    for name, group in (("validated", archs), ("others", others)):
-        runs.append(args.output / f"ops-{name}")
-        if device.in_networks:
-            networks = ensure_architectures(group, device.provenance().dtype, cache)
-            profile_networks({text: Path(path) for text, path in networks.items()}, device, runs[-1], cache)
-        else:
-            profile([op for arch in group for op in Network(arch).ops], device, runs[-1], cache)
-    profile_min = (time.perf_counter() - t0) / 60
-    lut = build_lut(runs)
-    t0 = time.perf_counter()
-    first = validate(archs, lut, device, args.output / "validate", cache)
-    validate_min = (time.perf_counter() - t0) / 60
-    table = first.table.set_index("target")[["predicted_ms", "measured_ms"]]
-    table["profiled_ms"], table["again_ms"] = profiled, latencies(device, paths)
-    table.to_csv(args.output / "networks.csv")
-    m = first.metrics
-    rows = [("device", f"{lut.provenance.hardware}, {lut.provenance.threads} thread, {lut.provenance.delegate}, "
-                       f"{lut.provenance.dtype}"),
-            ("LUT ops (invoke overhead us)", f"{len(lut)} ({lut.overhead_us:.2f})"),
-            ("profile time, cached conversions (min)", f"{profile_min:.1f}"),
-            ("validate time (min)", f"{validate_min:.1f}"),
-            ("validated networks", m["models"]),
-            ("MAPE (%)", m["mape_pct"]),
-            ("within ±5% (%)", m["within_5_pct"]),
-            ("within ±10% (%)", m["within_10_pct"]),
-            ("Spearman", m["spearman"]),
-            ("LUT ops re-measured now vs LUT (median %)", m.get("lut_drift_pct")),
-            *share_rows("LUT vs networks when profiled", table["predicted_ms"] / table["profiled_ms"] - 1),
-            *share_rows("networks at validation vs when profiled", table["measured_ms"] / table["profiled_ms"] - 1),
-            *share_rows("networks right after vs at validation", table["again_ms"] / table["measured_ms"] - 1)]
-    if device.in_networks:
-        rows += held_out_rows(archs, build_lut(runs[1:]), table["measured_ms"])
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    rows = []
+    for repeat in range(1, args.repeats + 1):
+        folder = work / f"repeat-{repeat}"
+        run, lut, val = folder / "run", folder / "lut.json", folder / "val"
+        profiled, profile_s = common.latprof("profile", "--device", "host", "--sample", args.sample,
+                                             "--seed", args.seed, "-o", run)
+        built, build_s = common.latprof("lut", "build", run, "-o", lut)
+        validated, validate_s = common.latprof("validate", "--lut", lut, "--random", args.random, "--seed", args.seed,
+                                               "--device", "host", "-o", val)
+        m = validated["metrics"]
+        row = {"repeat": repeat, "networks": m.get("models"), "within_5_pct": m.get("within_5_pct"),
+               "within_10_pct": m.get("within_10_pct"), "mape_pct": m.get("mape_pct"), "spearman": m.get("spearman"),
+               "reference_drift_pct": m.get("reference_drift_pct", m.get("lut_drift_pct")),
+               "measure_attempts": m.get("measure_attempts"), "lut_ops": built.get("ops"),
+               "profile_s": round(profile_s, 1), "lut_build_s": round(build_s, 1), "validate_s": round(validate_s, 1)}
+        rows.append(row)
+        result["repeats"].append({**row, "profile": profiled, "lut_build": built, "validate": validated})
+        if args.repeats > 1:
+            common.print_table([row], title=f"repeat {repeat} of {args.repeats}")
 
-
-def held_out_rows(archs, others_lut, measured_ms: pd.Series) -> list[tuple[str, object]]:
-    """The validated networks predicted without their own profiles: the other networks' LUT, and
-    a predictor trained on it for the ops it lacks."""
-    predictor = fit_predictor(others_lut)
-    ops = {arch.to_string(): list(Network(arch).ops) for arch in archs}
-    known = np.mean([others_lut.op_latency_us(op) is not None for arch_ops in ops.values() for op in arch_ops])
-    predicted = pd.Series({name: predict_ops(name, arch_ops, others_lut, predictor).latency_ms
-                           for name, arch_ops in ops.items()})
-    errors = predicted[measured_ms.index] / measured_ms - 1
-    return [("held out: validated ops in the others' LUT (%)", f"{100 * known:.1f}"),
-            ("held out: MAPE (%)", f"{100 * errors.abs().mean():.2f}"),
-            *share_rows("held out: LUT of the others + predictor vs networks", errors)]
-
-
-def latencies(device, paths: dict[str, Path]) -> pd.Series:
-    """Each network's latency (ms) now, by architecture string."""
-    timings = device.measure_models(list(paths.values()), fresh=True)
-    return pd.Series([t.latency_us / 1000 for t in timings], index=list(paths))
-
-
-def share_rows(title: str, errors: pd.Series) -> list[tuple[str, object]]:
-    """Mean, spread and the bar's shares of relative differences, as table rows."""
-    pct = 100 * errors.to_numpy()
-    return [(f"{title}: mean, sd (%)", f"{pct.mean():+.2f}, {pct.std():.2f}"),
-            ("  within ±5%, ±10% (%)", f"{100 * np.mean(np.abs(pct) <= 5):.0f}, {100 * np.mean(np.abs(pct) <= 10):.0f}")]
+    summary = {name: common.spread(row[name] for row in rows)
+               for name in ("within_5_pct", "within_10_pct", "mape_pct", "reference_drift_pct", "profile_s",
+                            "lut_build_s", "validate_s")}
+    result["summary"] = summary
+    provenance = result["repeats"][0]["lut_build"].get("provenance", {})
+    common.print_table(rows, title=f"{args.repeats} repeats of the recipe (profile {args.sample} networks, seed "
+                                   f"{args.seed}; validate {args.random}, seed {args.seed}) on "
+                                   f"{provenance.get('hardware', 'this host')}, "
+                                   f"{provenance.get('method', '').split(' (')[0]}")
+    common.print_pairs(list(summary.items()), title="median (min-max) over repeats")
+    common.write_json(args.output, result)
 
 
 if __name__ == "__main__":

@@ -1,50 +1,63 @@
-"""The phone path on the loopback phone: what a profile run costs per model, against the host runner.
+"""The phone path on the loopback phone: what a profile run costs per model on a "phone", against
+the host, and how its op times compare.
 
 Starts a private adb server and a loopback phone (tests/loopback: a device-side adbd over TCP,
-commands chrooted into a sandbox; its benchmark_model is the stand-in that runs the model with
-LiteRT), then profiles the ops of ``--sample`` architectures on the phone with benchmark_model's
-default run lengths and on the host, and prints a table.  The phone's time per model includes
-everything a real phone pays besides the model itself: adb round trips, pushes, the detached loop,
-the binary's start, warm-up (--warmup_min_secs) and timed runs (--min_secs).
+commands chrooted into a sandbox that looks like Android; its benchmark_model is a stand-in that
+runs the model with LiteRT and prints the real tool's output, per-op profile included), then
+runs, each as a subprocess and with the default method (in-network):
 
-    python bench/phone_loopback.py [--sample 1] [--seed 1] [-o runs/bench-phone]
+    latprof profile --device host --sample N --seed S -o HOST                 # once to convert, once timed
+    latprof profile --device SERIAL --benchmark-binary BIN --sample N --seed S -o PHONE
+    latprof profile ... -o PHONE                                              # again: nothing left to do
+
+The phone's wall time includes everything a real phone pays besides running the model: adb round
+trips, pushes, the detached loop, the binary's start, warm-up (--warmup_min_secs) and timed runs
+(--min_secs).  Prints wall seconds per requested item for each runner, the re-run's, and the
+ratio of the phone's op times to the host's (median per op key over the lines of each run).
+
+    python bench/phone_loopback.py [--sample 1] [--seed 1] [-o runs/bench/phone_loopback.json]
+
+Run from the repo root (bench/common.py is imported from the script's folder; tests/loopback is
+put on the path by this script, as the loopback phone lives there).  The run folders go to
+runs/bench/phone_loopback/.  Expect a minute or two for one network.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))
+import common
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from loopback.benchmark_model import install  # noqa: E402
 from loopback.fixtures import ADB_ENV, LoopbackPhone, start_adb_server  # noqa: E402
 
+from latprof.profiling import RESIDUAL_KEY, read_run  # noqa: E402
 
-def latprof(*args) -> tuple[dict, float]:
-    started = time.monotonic()
-    done = subprocess.run(["latprof", *map(str, args), "--json"], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr.strip())
-    return json.loads(done.stdout), time.monotonic() - started
+
+def op_times(run: Path) -> dict[str, float]:
+    """Each op key's median latency over the run's lines (an op found in several networks has a
+    line from each); the lines of what a network took beyond its ops are left out."""
+    by_key: dict[str, list[float]] = {}
+    for record in read_run(run)[1]:
+        if record["key"] != RESIDUAL_KEY:
+            by_key.setdefault(record["key"], []).append(float(record["latency_us"]))
+    return {key: float(np.median(values)) for key, values in by_key.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-phone"))
+    parser = common.parser(__doc__, "phone_loopback")
+    parser.add_argument("--sample", type=int, default=1, help="architectures to profile (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the draw (default: %(default)s)")
     args = parser.parse_args()
-    shutil.rmtree(args.output, ignore_errors=True)
-    args.output.mkdir(parents=True)
+    out = common.fresh_work_dir(args.output)
 
     work = Path(tempfile.mkdtemp(prefix="latprof-bench-phone-"))
     server = start_adb_server(work)
@@ -54,35 +67,35 @@ def main() -> None:
     try:
         binary = install(work / "benchmark_model")
         what = ["--sample", args.sample, "--seed", args.seed]
-        # Convert first, so that both timings below are measurement only.
-        latprof("profile", "--device", "host", *what, "-o", args.output / "host")
-        shutil.rmtree(args.output / "host")
-        host, host_s = latprof("profile", "--device", "host", *what, "-o", args.output / "host")
-        command = ["profile", "--device", phone.serial, "--benchmark-binary", binary, *what, "-o", args.output / "phone"]
-        print("$ latprof " + " ".join(map(str, command)))
-        ours, phone_s = latprof(*command)
-        print(json.dumps(ours, indent=1))
-        again, again_s = latprof(*command)
-        records = [json.loads(line) for line in (args.output / "phone" / "measurements.jsonl").read_text().splitlines()]
-        host_records = {json.loads(line)["key"]: json.loads(line)["latency_us"]
-                        for line in (args.output / "host" / "measurements.jsonl").read_text().splitlines()}
-        ratios = sorted(r["latency_us"] / host_records[r["key"]] for r in records if r["key"] in host_records)
-        provenance = json.loads((args.output / "phone" / "run.json").read_text())["provenance"]
+        common.latprof("profile", "--device", "host", *what, "-o", out / "convert")  # so both timings are measuring only
+        host, host_s = common.latprof("profile", "--device", "host", *what, "-o", out / "host")
+        command = ["profile", "--device", phone.serial, "--benchmark-binary", binary, *what, "-o", out / "phone"]
+        ours, phone_s = common.latprof(*command)
+        again, again_s = common.latprof(*command)
+        phone_ops, host_ops = op_times(out / "phone"), op_times(out / "host")
+        provenance = json.loads((out / "phone" / "run.json").read_text())["provenance"]
     finally:
         phone.close()
         server.run("kill-server")
         shutil.rmtree(work, ignore_errors=True)
 
-    n = ours["requested"]
-    print(f"\n{'runner':<40}{'models':>8}{'wall s':>10}{'s/model':>10}")
-    print(f"{'host (LiteRT in process, v3 protocol)':<40}{host['requested']:>8}{host_s:>10.1f}{host_s / n:>10.2f}")
-    print(f"{'loopback phone (adb + benchmark_model)':<40}{n:>8}{phone_s:>10.1f}{phone_s / n:>10.2f}")
-    print(f"{'loopback phone, re-run (nothing to do)':<40}{again['measured_now']:>8}{again_s:>10.1f}{'':>10}")
-    print(f"\nphone latency / host latency per op: median {ratios[len(ratios) // 2]:.2f} "
-          f"(p10 {ratios[len(ratios) // 10]:.2f}, p90 {ratios[9 * len(ratios) // 10]:.2f}) over {len(ratios)} ops; "
-          f"{len(records)} phone records")
-    print(f"provenance: {provenance['device']} | {provenance['hardware']} | {provenance['runtime']} | "
-          f"{provenance['method']}")
+    ratios = np.array([phone_ops[key] / host_ops[key] for key in phone_ops if key in host_ops and host_ops[key] > 0])
+    rows = [{"runner": "host (LiteRT in this process)", "requested": host["requested"], "wall_s": round(host_s, 1),
+             "s_each": round(host_s / max(1, host["requested"]), 2)},
+            {"runner": "loopback phone (adb + benchmark_model)", "requested": ours["requested"], "wall_s": round(phone_s, 1),
+             "s_each": round(phone_s / max(1, ours["requested"]), 2)},
+            {"runner": "loopback phone, re-run (nothing to do)", "requested": again["measured_now"],
+             "wall_s": round(again_s, 1), "s_each": None}]
+    ratio = ({"ops": len(ratios), "median": round(float(np.median(ratios)), 3),
+              "p10": round(float(np.percentile(ratios, 10)), 3), "p90": round(float(np.percentile(ratios, 90)), 3)}
+             if len(ratios) else {"ops": 0})
+    common.print_table(rows, title=f"latprof profile --sample {args.sample} --seed {args.seed}, "
+                                   f"{provenance['method'].split(' (')[0]}")
+    common.print_pairs([("phone / host op time: ops, median, p10, p90", " / ".join(map(str, ratio.values()))),
+                        ("phone provenance", f"{provenance['device']} | {provenance['hardware']} | {provenance['runtime']}")])
+    common.write_json(args.output, {**common.context("phone_loopback"), "sample": args.sample, "seed": args.seed,
+                                    "runners": rows, "phone_over_host": ratio, "phone_provenance": provenance,
+                                    "outputs": {"host": host, "phone": ours, "phone_again": again}})
 
 
 if __name__ == "__main__":

@@ -1,139 +1,147 @@
-"""How well the LUT plus the predictor predict ops and networks it never measured, on the host.
+"""Accuracy on ops: how well the predictor estimates the ops a LUT lacks, on this host.
 
-1. Adaptive profile of the MnasNet space: ``--budget`` op specs (at most 25% of the space) to learn
-   from, plus 100 random check ops, in rounds; the predictor's check error after each round.
-2. The ops of ``--validate`` sampled networks (seed 1) that the adaptive run did not measure:
-   held-out op-level error of the predictor, per op type.
-3. The same networks measured end to end, predicted two ways: from the adaptive LUT plus the
-   predictor (most of their ops unmeasured), and from a LUT that holds every op they need
-   (the foundation's op-sum check).
-4. keras.applications networks (``latprof zoo``): op kinds the search space lacks get
-   ``--kind-sample`` of their ops profiled on request; every other op is predicted, by the
-   space's predictor and by one that also learned from ``--kernels`` ops of the generic kernel
-   space (``latprof.kernels``: no search space's and no zoo model's ranges), on one measurement.
-5. The noise floor: 200 of the held-out ops measured again, against their first measurement.
+Profiles two sets of sampled architectures with the default method (in-network), each command a
+subprocess, and trains the predictor on the first set's LUT:
 
-Prints a table with the measurements and minutes each step took.  Run it on a quiet machine:
-other work on the cores shows up as error.
+    latprof profile --device host --sample 24 --seed 2 -o TRAIN       # the LUT the predictor learns from
+    latprof lut build TRAIN -o TRAIN_LUT
+    latprof predictor train TRAIN_LUT -o PREDICTOR
+    latprof profile --device host --sample 50 --seed 7 -o HELD_OUT    # other networks: the truth
+    latprof lut build HELD_OUT -o HELD_OUT_LUT
 
-    python bench/predictor_accuracy.py [--budget 1500] [--validate 50] [-o runs/bench-predictor]
+Then, in this process:
+
+- held-out ops: the rows of HELD_OUT_LUT whose ops TRAIN_LUT lacks, against the predictor's
+  estimate of each (what ``predict`` and ``search`` use for an op the LUT lacks), per op type
+  and per op size: MAPE, within ±5% and ±10%, and the error of their sum;
+- the floor: the ops both LUTs hold, TRAIN_LUT's row against HELD_OUT_LUT's, the same op timed
+  inside other networks in another call.  No estimate can repeat a label better than that.
+  Beside it, how much slower (+) the reference networks ran in the second call than in the
+  first: the part of the floor that is the host's state moving;
+- the predictor's own cross-validated error on TRAIN_LUT (from ``predictor train``);
+- the held-out networks, each predicted from TRAIN_LUT plus the predictor (as ``validate`` would)
+  against its whole latency timed in HELD_OUT's rounds, beside the op-sum check (its own
+  HELD_OUT_LUT rows against the same), with the share of their ops the predictor supplied.
+
+Rows are compared as the LUT holds them (an op's time plus the invoke overhead).
+
+    python bench/predictor_accuracy.py [--train 24] [--held-out 50] [-o runs/bench/predictor_accuracy.json]
+
+Run from the repo root (bench/common.py is imported from the script's folder).  The run
+folders go to runs/bench/predictor_accuracy/.  Expect about 10 minutes on 2 cores the first time
+(converting the 74 networks) and about 5 once the model cache holds them.
 """
 
 from __future__ import annotations
 
-import argparse
-import random
-import time
-from pathlib import Path
-
+import common
 import numpy as np
 
-from latprof.adaptive import AdaptivePlan, adaptive_profile
-from latprof.convert import ModelCache, default_cache_dir
-from latprof.devices import HostDevice
-from latprof.kernels import sample_kernels
-from latprof.lut import build_lut
+from latprof.arch import Architecture
+from latprof.lut import LUT
 from latprof.network import Network
-from latprof.predictor import fit_predictor, per_type_metrics
-from latprof.profiling import profile
-from latprof.space import get_space
-from latprof.tflite_file import decompose
-from latprof.validate import reuse_measurements, validate
-from latprof.zoo import CATALOGUE, ensure_zoo
+from latprof.predict import predict_ops
+from latprof.predictor import TrainedPredictor, error_metrics, lut_training_data, per_type_metrics
+from latprof.profiling import RESIDUAL_KEY, read_run
 
-
-def _fit(run_dirs: list[Path]):
-    lut = build_lut(run_dirs)
-    return lut, fit_predictor(lut)
+TRAIN_SEED, HELD_OUT_SEED = 2, 7
+SIZES = ((0, 10), (10, 50), (50, 200), (200, float("inf")))  # op row sizes, us
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=1500)
-    parser.add_argument("--validate", type=int, default=50)
-    parser.add_argument("--kind-sample", type=int, default=24)
-    parser.add_argument("--kernels", type=int, default=400)
-    parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-predictor"))
+    parser = common.parser(__doc__, "predictor_accuracy")
+    parser.add_argument("--train", type=int, default=24, help="architectures whose ops the predictor learns from (default: 24)")
+    parser.add_argument("--held-out", type=int, default=50, help="other architectures whose ops it is scored on (default: 50)")
     args = parser.parse_args()
+    work = common.fresh_work_dir(args.output)
+    train, train_lut, predictor = work / "train", work / "train.lut.json", work / "predictor.json"
+    held, held_lut = work / "held-out", work / "held-out.lut.json"
+    seconds, outputs = {}, {}
+    outputs["profile_train"], seconds["profile train"] = common.latprof(
+        "profile", "--device", "host", "--sample", args.train, "--seed", TRAIN_SEED, "-o", train)
+    outputs["lut_build_train"], seconds["lut build train"] = common.latprof("lut", "build", train, "-o", train_lut)
+    outputs["predictor_train"], seconds["predictor train"] = common.latprof("predictor", "train", train_lut, "-o", predictor)
+    outputs["profile_held_out"], seconds["profile held-out"] = common.latprof(
+        "profile", "--device", "host", "--sample", args.held_out, "--seed", HELD_OUT_SEED, "-o", held)
+    outputs["lut_build_held_out"], seconds["lut build held-out"] = common.latprof("lut", "build", held, "-o", held_lut)
 
-    space, device, cache = get_space("mnasnet"), HostDevice(), ModelCache(default_cache_dir())
-    out, rows, minutes = args.output, [], {}
-    unique = sorted(space.unique_ops())
-    budget = min(args.budget, len(unique) // 4)
+    known, truth_lut = LUT.load(train_lut), LUT.load(held_lut)
+    model = TrainedPredictor.load(predictor).model
+    specs, truth = lut_training_data(truth_lut)
+    missing = np.array([spec.key not in known.table.index for spec in specs])
+    held_specs = [spec for spec, lacks in zip(specs, missing) if lacks]
+    estimates = model.predict(held_specs) if held_specs else np.array([])
+    held_truth = truth[missing]
+    ops_table = per_type_metrics(held_specs, estimates, held_truth).to_dict("records") if held_specs else []
+    sizes = []
+    for low, high in SIZES:
+        chosen = np.isfinite(estimates) & (held_truth >= low) & (held_truth < high)
+        if chosen.any():
+            label = f"{low}-{high:g} us" if high != float("inf") else f">= {low} us"
+            sizes.append({"op size": label, **error_metrics(estimates[chosen], held_truth[chosen])})
+    shared = [spec for spec, lacks in zip(specs, missing) if not lacks]
+    floor = error_metrics(known.table.loc[[s.key for s in shared], "latency_us"].to_numpy(dtype=float),
+                          truth[~missing]) if shared else {"count": 0}
+    cross_validation = outputs["predictor_train"].get("cross_validation", [])
+    networks = network_rows(held, known, model, truth_lut)
+    both = sorted(set(known.reference_us) & set(truth_lut.reference_us))
+    state = round(float(np.median([100 * (truth_lut.reference_us[t] / known.reference_us[t] - 1) for t in both])), 1) \
+        if both else None
 
-    t0 = time.perf_counter()
-    reports = adaptive_profile(unique, AdaptivePlan(budget, rounds=4, check=100, seed=0), device, out / "train", cache)
-    minutes["adaptive profile"] = (time.perf_counter() - t0) / 60
-    lut, model = _fit([out / "train"])
+    summary = {"train_lut_ops": len(known), "held_out_lut_ops": len(specs), "held_out_ops_the_train_lut_lacks": len(held_specs),
+               "held_out_ops": next((row for row in ops_table if row["op"] == "all"), {}),
+               "floor_ops_in_both_luts": floor, "reference_networks_held_out_vs_train_pct": state,
+               "cross_validation": next((row for row in cross_validation if row.get("op") == "all"), {}),
+               "networks_lut_plus_predictor": common.accuracy(networks["predicted_ms"], networks["measured_ms"]),
+               "networks_own_ops": common.accuracy(networks["own_ops_ms"], networks["measured_ms"]),
+               "network_ops_predicted_pct": networks["ops_predicted_pct"],
+               "networks_not_predicted": len(networks["unpredicted"])}
 
-    archs = space.sample_many(args.validate, 1)
-    needed = list(dict.fromkeys(op for arch in archs for op in Network(arch).ops))
-    held_out = [op for op in needed if op.key not in lut.table.index]
-    t0 = time.perf_counter()
-    profile(held_out, device, out / "held-out", cache)
-    minutes["held-out ops profile"] = (time.perf_counter() - t0) / 60
-    full = build_lut([out / "train", out / "held-out"])
-    truth = np.array([full.table.at[op.key, "latency_us"] for op in held_out])
-    op_table = per_type_metrics(held_out, model.predict(held_out), truth)
+    common.print_table(ops_table, title=f"held-out ops: {len(held_specs)} ops of {args.held_out} networks (seed "
+                                        f"{HELD_OUT_SEED}) that the LUT of {args.train} networks (seed {TRAIN_SEED}) "
+                                        "lacks, predictor vs their rows")
+    common.print_table(sizes, title="held-out ops by size of their row")
+    common.print_pairs([
+        ("floor: ops in both LUTs, one LUT's row vs the other's", _figures(floor)),
+        ("  reference networks in the held-out call vs the train call (%)", state),
+        ("predictor's cross-validation on its own LUT", _figures(summary["cross_validation"])),
+        ("held-out networks, LUT + predictor vs timed whole", _figures(summary["networks_lut_plus_predictor"])),
+        ("held-out networks, their own ops (op-sum check)", _figures(summary["networks_own_ops"])),
+        ("  share of their ops the predictor supplied (%)", networks["ops_predicted_pct"]),
+        ("  networks left out: ops of a type the predictor never saw", len(networks["unpredicted"])),
+        *((f"{step} (s)", round(value, 1)) for step, value in seconds.items())], title="figures: count, MAPE %, ±5 %, ±10 %")
+    common.write_json(args.output, {**common.context("predictor_accuracy"), "train": args.train, "train_seed": TRAIN_SEED,
+                                    "held_out": args.held_out, "held_out_seed": HELD_OUT_SEED, "summary": summary,
+                                    "held_out_ops_by_type": ops_table, "held_out_ops_by_size": sizes,
+                                    "networks": networks["rows"], "networks_not_predicted": networks["unpredicted"],
+                                    "seconds": {k: round(v, 1) for k, v in seconds.items()},
+                                    "outputs": outputs})
 
-    t0 = time.perf_counter()
-    with_predictor = validate(archs, lut, device, out / "validate-predictor", cache, predictor=model)
-    reuse_measurements(out / "validate-predictor", out / "validate-lut")  # the same networks, one measurement
-    op_sum = validate(archs, full, device, out / "validate-lut", cache)
-    minutes["networks convert + measure"] = (time.perf_counter() - t0) / 60
 
-    t0 = time.perf_counter()
-    zoo_paths = [str(p) for p in ensure_zoo(list(CATALOGUE), "float32", cache).values()]
-    zoo_ops = list(dict.fromkeys(op for path in zoo_paths for op in decompose(path).ops))
-    kinds = sorted({op.op for op in zoo_ops} - set(model.op_types_))
-    rng = random.Random(0)
-    on_request = [op for kind in kinds
-                  for op in rng.sample([o for o in zoo_ops if o.op == kind],
-                                       min(args.kind_sample, sum(o.op == kind for o in zoo_ops)))]
-    profile(on_request, device, out / "zoo-kinds", cache)
-    profile(sample_kernels(args.kernels, 0), device, out / "kernels", cache)
-    zoo_lut, zoo_model = _fit([out / "train", out / "zoo-kinds"])
-    zoo = validate([], zoo_lut, device, out / "validate-zoo", cache, predictor=zoo_model, models=zoo_paths)
-    reuse_measurements(out / "validate-zoo", out / "validate-zoo-kernels")
-    kernel_lut, kernel_model = _fit([out / "train", out / "zoo-kinds", out / "kernels"])
-    zoo_kernels = validate([], kernel_lut, device, out / "validate-zoo-kernels", cache, predictor=kernel_model,
-                           models=zoo_paths)
-    minutes["zoo convert + kinds and kernels profile + measure"] = (time.perf_counter() - t0) / 60
+def network_rows(run_dir, lut: LUT, model, own: LUT) -> dict:
+    """Each network profiled into ``run_dir``: predicted from ``lut`` + ``model`` and from its own
+    run's LUT ``own``, against its whole latency timed in the same rounds as its ops."""
+    whole = {r["network"]: r["network_us"] / 1000 for r in read_run(run_dir)[1] if r["key"] == RESIDUAL_KEY}
+    rows, predicted_ops, total_ops, unpredicted = [], 0, 0, []
+    for name, measured_ms in whole.items():
+        ops = list(Network(Architecture.from_string(name)).ops)
+        estimate, check = predict_ops(name, ops, lut, model), predict_ops(name, ops, own)
+        if estimate.latency_ms is None or check.latency_ms is None:  # an op type the predictor never saw
+            unpredicted.append(name)
+            continue
+        predicted_ops, total_ops = predicted_ops + estimate.predicted_ops, total_ops + len(ops)
+        rows.append({"network": name, "measured_ms": round(measured_ms, 4), "predicted_ms": estimate.latency_ms,
+                     "own_ops_ms": check.latency_ms, "predicted_ops": estimate.predicted_ops, "ops": len(ops)})
+    return {"rows": rows, "unpredicted": unpredicted, "measured_ms": [r["measured_ms"] for r in rows],
+            "predicted_ms": [r["predicted_ms"] for r in rows],
+            "own_ops_ms": [r["own_ops_ms"] for r in rows],
+            "ops_predicted_pct": round(100 * predicted_ops / total_ops, 1) if total_ops else None}
 
-    again = random.Random(1).sample(held_out, min(200, len(held_out)))
-    repeat = np.array([t.latency_us for t in device.measure_ops([cache.path(op, "float32") for op in again])])
-    floor = per_type_metrics(again, repeat, np.array([full.table.at[op.key, "latency_us"] for op in again]))
 
-    share = 100 * budget / len(unique)
-    rows += [("device", f"{lut.provenance.hardware}, {lut.provenance.threads} thread, {lut.provenance.delegate}, "
-                        f"{lut.provenance.dtype}"),
-             ("space op specs / learned from (share)", f"{len(unique)} / {budget} ({share:.1f}%)")]
-    rows += [(f"  round {r.round}: trained on {r.trained_on}, check ops MAPE / ±5 / ±10 / sum error (%)",
-              f"{r.mape_pct} / {r.within_5_pct} / {r.within_10_pct} / {r.sum_error_pct:+}") for r in reports]
-    rows += [(f"held-out ops of {len(archs)} networks: {row['op']} ({row['count']}), MAPE / ±5 / ±10 / sum error (%)",
-              f"{row['mape_pct']} / {row['within_5_pct']} / {row['within_10_pct']} / {row['sum_error_pct']:+}")
-             for row in op_table.to_dict("records")]
-    all_floor = floor[floor["op"] == "all"].iloc[0]
-    rows.append((f"noise floor: {all_floor['count']} held-out ops measured again, MAPE / ±5 / ±10 (%)",
-                 f"{all_floor['mape_pct']} / {all_floor['within_5_pct']} / {all_floor['within_10_pct']}"))
-    share_predicted = with_predictor.table["predicted_ops"].sum() / sum(len(Network(a).ops) for a in archs)
-    for name, result in (("networks, adaptive LUT + predictor", with_predictor), ("networks, LUT with every op", op_sum),
-                         ("keras.applications, LUT + space predictor", zoo),
-                         ("keras.applications, LUT + predictor with kernels", zoo_kernels)):
-        m = result.metrics
-        rows.append((f"{name} ({m['models']}): MAPE / ±5 / ±10 (%)",
-                     f"{m['mape_pct']} / {m['within_5_pct']} / {m['within_10_pct']} (drift {m.get('lut_drift_pct')}%)"))
-        if result is with_predictor:
-            rows.append(("  ops the predictor estimated in those networks", f"{100 * share_predicted:.1f}%"))
-    rows += [("  zoo op kinds profiled on request", f"{', '.join(kinds)} ({len(on_request)} ops)"),
-             ("  zoo ops estimated by the predictor", f"{int(zoo.table['predicted_ops'].sum())} of "
-                                                      f"{sum(len(decompose(p).ops) for p in zoo_paths)}"),
-             ("op measurements (adaptive + held-out + zoo kinds + kernels)",
-              f"{budget + 100} + {len(held_out)} + {len(on_request)} + {args.kernels}")]
-    rows += [(f"minutes: {name}", f"{value:.1f}") for name, value in minutes.items()]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+def _figures(m: dict) -> str:
+    if not m or not m.get("count", m.get("models")):
+        return "-"
+    return " / ".join(str(m.get(k)) for k in ("count", "mape_pct", "within_5_pct", "within_10_pct"))
 
 
 if __name__ == "__main__":

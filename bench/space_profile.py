@@ -1,61 +1,93 @@
-"""How long profiling the whole search space on the host takes, and how many op specs it has.
+"""How long profiling a whole search space takes on this host with the default method.
 
-Converts and measures a random sample of the space's unique op specs (in a fresh cache, so the
-conversion is really paid), then projects to the whole space.  Prints a table.
+Runs the user's command as a subprocess, into a fresh run folder:
 
-    python bench/space_profile.py [--sample 120] [--seed 0]
+    latprof profile --device host --all --space SPACE -o RUN
+
+With the default method (in-network) that profiles a fixed sample of the space's networks, then
+times every op spec of the space as a single-op model (with some of the networks' ops, which
+calibrate them), then the reference networks.  Prints the wall time, how many op specs were
+asked for, measured and refused, and the minutes of each stage as the run folder's time stamps
+(one a chunk, to the second) divide them.
+
+``--fresh-cache`` converts into an empty model cache (``LATPROF_CACHE`` set to a temporary
+folder, removed afterwards), so the time includes converting every model, as on a new machine;
+without it the user's cache serves what it holds.
+
+    python bench/space_profile.py [--space mnasnet] [--fresh-cache] [-o runs/bench/space_profile.json]
+
+Run from the repo root (bench/common.py is imported from the script's folder).  The run folder
+goes to runs/bench/space_profile/run.  The MnasNet space has about 7,700 op specs: expect
+15-30 minutes on 2 cores with their models in the cache; a fresh cache adds converting them,
+0.5-1 s a model on 2 cores (1-2 hours).
 """
 
 from __future__ import annotations
 
-import argparse
-import random
+import json
 import tempfile
 import time
-from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
-from latprof.convert import ModelCache, ensure_models
-from latprof.devices import HostDevice
-from latprof.space import get_space
+import common
+
+from latprof.profiling import OVERHEAD_SPEC, read_run
+from latprof.reference import read_references
+from latprof.space import SPACES, get_space
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = common.parser(__doc__, "space_profile")
+    parser.add_argument("--space", choices=sorted(SPACES), default="mnasnet", help="search space (default: %(default)s)")
+    parser.add_argument("--fresh-cache", action="store_true", help="convert every model into an empty model cache")
     args = parser.parse_args()
+    work = common.fresh_work_dir(args.output)
+    run = work / "run"
+    specs = len(get_space(args.space).unique_ops())
 
-    space = get_space("mnasnet")
-    t0 = time.perf_counter()
-    unique = sorted(space.unique_ops())
-    enumerate_s = time.perf_counter() - t0
-    sample = random.Random(args.seed).sample(unique, min(args.sample, len(unique)))
-    device = HostDevice()
-    with tempfile.TemporaryDirectory() as root:
-        cache = ModelCache(Path(root))
-        t0 = time.perf_counter()
-        failed = ensure_models(sample, "float32", cache)
-        convert_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        device.measure_ops([cache.path(spec, "float32") for spec in sample if spec not in failed])
-        measure_s = time.perf_counter() - t0
-    per_op = (convert_s + measure_s) / len(sample)
-    rows = [("search space", space.name),
-            ("architectures (decision vectors)", f"{space.size:.3e}"),
-            ("unique op specs in the space", len(unique)),
-            ("  by op type", ", ".join(f"{k} {v}" for k, v in Counter(s.op for s in unique).most_common())),
-            ("enumeration time (s)", f"{enumerate_s:.1f}"),
-            ("sampled op specs", len(sample)),
-            ("  failed to generate", len(failed)),
-            ("conversion, 2 workers (s per op)", f"{convert_s / len(sample):.3f}"),
-            ("measurement (s per op)", f"{measure_s / len(sample):.3f}"),
-            ("projected whole-space profile (min)", f"{per_op * len(unique) / 60:.1f}"),
-            ("  of which conversion (min)", f"{convert_s / len(sample) * len(unique) / 60:.1f}"),
-            ("  of which measurement (min)", f"{measure_s / len(sample) * len(unique) / 60:.1f}")]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="latprof-bench-cache-") as cache:
+        env = {"LATPROF_CACHE": cache} if args.fresh_cache else None
+        summary, seconds = common.latprof("profile", "--device", "host", "--all", "--space", args.space, "-o", run, env=env)
+    stages = stage_minutes(run, started, started + seconds)
+    run_info = json.loads((run / "run.json").read_text())
+    counts = {"space": args.space, "op specs in the space": specs, "requested": summary.get("requested"),
+              "measured": summary.get("measured_now"), "could not be timed": len(summary.get("unsupported", {})),
+              "networks timed alone": len(summary.get("timed_alone", {})), "fresh model cache": args.fresh_cache,
+              "method": run_info["provenance"]["method"], "wall time (min)": round(seconds / 60, 1)}
+    common.print_pairs(list(counts.items()), title=f"latprof profile --all --space {args.space}")
+    common.print_table([{"stage": name, "minutes": minutes} for name, minutes in stages.items()],
+                       title="minutes per stage (from the run folder's time stamps)")
+    common.write_json(args.output, {**common.context("space_profile"), "summary": counts, "stage_minutes": stages,
+                                    "profile": summary})
+
+
+def stage_minutes(run: Path, started: float, ended: float) -> dict[str, float]:
+    """Minutes between the time stamps of a run folder's lines: run folder made, networks
+    profiled, first chunk of single-op models timed, last chunk, end; stages a run lacks are left out."""
+    def stamp(text: str) -> float:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+
+    run_info, records = read_run(run)
+    lines = [r for r in records if r.get("time") and r["key"] != OVERHEAD_SPEC.key]
+    networks = [stamp(r["time"]) for r in lines if r.get("network")]
+    alone = [stamp(r["time"]) for r in lines if not r.get("network")]
+    references = [stamp(r["time"]) for r in read_references(run) if r.get("time")]
+    marks = [("start-up, to the run folder made", stamp(run_info["created"]))]
+    if networks:
+        marks.append(("networks converted and profiled", max(networks)))
+    if alone:
+        marks += [("single-op models converted, their first chunk timed", min(alone)),
+                  ("the other chunks timed", max(alone))]
+    if references:
+        marks.append(("reference networks timed", max(references)))
+    marks.append(("exit", ended))
+    minutes, previous = {}, started
+    for name, moment in marks:
+        minutes[name] = round(max(0.0, moment - previous) / 60, 2)
+        previous = max(previous, moment)
+    return minutes
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""Write docs/results.md from the benches' JSON, so the published figures are the measured ones.
+
+    python bench/results.py [--input runs/bench] [-o docs/results.md]
+
+Every ``NAME.json`` a bench wrote becomes a section: the command that reproduces it, when and on
+which commit it ran, then each table the JSON holds (a dict of figures as two columns, a list of
+flat rows as a table).  Commands' raw outputs (``outputs``, ``profile``, ``validate``...) stay in
+the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import common
+
+ORDER = ("host_accuracy", "zoo_accuracy", "predictor_accuracy", "space_profile", "phone_loopback", "lookup_speed",
+         "train_speed", "controllers")
+CONTEXT = ("bench", "command", "started", "commit", "uncommitted_changes", "host", "cpus", "python")
+RAW = {"outputs", "profile", "lut_build", "validate", "phone_provenance", "lut_provenance"}
+MAX_ROWS = 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, default=Path("runs/bench"), help="folder of the benches' JSON")
+    parser.add_argument("-o", "--output", type=Path, default=Path("docs/results.md"))
+    args = parser.parse_args()
+    found = {path.stem: path for path in args.input.glob("*.json")}
+    if not found:
+        raise SystemExit(f"no bench JSON in {args.input}: run the benches first (python bench/NAME.py)")
+    names = [name for name in ORDER if name in found] + sorted(set(found) - set(ORDER))
+    parts = ["# Results\n",
+             "The current figures of latprof's benches on the machine named in each section, written by "
+             "`python bench/results.py` from `runs/bench/*.json`. Each section's command reproduces it; "
+             "on a shared machine figures move from run to run.\n"]
+    for name in names:
+        parts.append(section(name, json.loads(found[name].read_text())))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(parts))
+    print(f"wrote {args.output} from {len(names)} benches: {', '.join(names)}")
+
+
+def section(name: str, data: dict) -> str:
+    """One bench's figures as markdown."""
+    lines = [f"## {name}\n", f"`{data.get('command', f'python bench/{name}.py')}`: commit "
+             f"{str(data.get('commit') or '?')[:10]}{' (with uncommitted changes)' if data.get('uncommitted_changes') else ''}, "
+             f"{data.get('started', '?')}, {data.get('cpus', '?')} CPUs.\n"]
+    for key, value in data.items():
+        if key in CONTEXT or key in RAW:
+            continue
+        if isinstance(value, dict) and value and all(_scalar(v) for v in value.values()):
+            lines.append(f"**{key}**\n")
+            lines.append(_table([{"": k, "value": v} for k, v in value.items()]))
+        elif isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            rows = [{k: v for k, v in row.items() if _scalar(v)} for row in value]
+            lines.append(f"**{key}** ({len(rows)} rows{f', first {MAX_ROWS}' if len(rows) > MAX_ROWS else ''})\n")
+            lines.append(_table(rows[:MAX_ROWS]))
+        elif _scalar(value) and value is not None:
+            lines.append(f"- {key}: {common.cell(value)}\n")
+    return "\n".join(lines)
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(common.cell(row.get(c, "")).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
