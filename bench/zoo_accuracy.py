@@ -81,8 +81,6 @@ def main() -> None:
     summary = {"models": m.get("models"), "within_5_pct": m.get("within_5_pct"), "within_10_pct": m.get("within_10_pct"),
                "mape_pct": m.get("mape_pct"), "spearman": m.get("spearman"),
                "reference_drift_pct": m.get("reference_drift_pct", m.get("lut_drift_pct")),
-               "within_5_pct_at_lut_state": m.get("at_lut_state", {}).get("within_5_pct"),
-               "within_10_pct_at_lut_state": m.get("at_lut_state", {}).get("within_10_pct"),
                "measure_attempts": m.get("measure_attempts"), "not_predicted": len(incomplete),
                "lut_ops": outputs["lut_build"].get("ops"),
                "ops_predicted_pct": round(100 * sum(r["predicted_ops"] for r in outputs["validate"]["models"])

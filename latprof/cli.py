@@ -611,10 +611,6 @@ def _validation_text(result) -> str:
             lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops, re-measured, ran "
                          f"{_slower_or_faster(m['lut_drift_pct'])} than their LUT latency (IQR "
                          f"{m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%)")
-        if "at_lut_state" in m:
-            a = m["at_lut_state"]
-            lines.append(f"with the measurements put back in the LUT's device state: MAPE {a['mape_pct']}%, "
-                         f"within ±5%: {a['within_5_pct']}%, within ±10%: {a['within_10_pct']}%")
         off = state_drift_pct(m)
         if m.get("measure_attempts", 1) > 1:
             lines.append(f"the models were measured {m['measure_attempts']} times; the first "

@@ -152,14 +152,6 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     table["error_pct"] = (100 * (table["predicted_ms"] - table["measured_ms"]) / table["measured_ms"]).round(2)
     result = metrics(table["predicted_ms"].to_numpy(), table["measured_ms"].to_numpy()) if len(table) else {}
     result.update(drift, measure_attempts=attempts)
-    state = state_drift_pct(drift)
-    if state is not None and len(table):
-        # The same comparison with the device put back in the LUT's state: each measurement divided
-        # by how much slower the reference networks, timed in the same rounds, ran than at
-        # profiling.  It separates the LUT's error from the device's drift between the two calls.
-        at_state = table["measured_ms"] / (1 + state / 100)
-        table["error_at_lut_state_pct"] = (100 * (table["predicted_ms"] - at_state) / at_state).round(2)
-        result["at_lut_state"] = metrics(table["predicted_ms"].to_numpy(), at_state.to_numpy())
     table.to_csv(out_dir / "validation.csv", index=False)
     plot = str(out_dir / "predicted_vs_measured.png")
     if len(table):

@@ -74,16 +74,6 @@ def test_an_in_network_lut_is_checked_by_its_reference_networks_alone(validated,
     assert result.metrics["reference_networks"] == 2 and isinstance(result.metrics["reference_drift_pct"], float)
 
 
-def test_the_errors_are_also_given_at_the_luts_device_state(validated):
-    """Each measurement divided by the reference networks' drift: the LUT's own error."""
-    _, result = validated
-    row, drift = result.table.iloc[0], result.metrics["reference_drift_pct"]
-    at_state = row["measured_ms"] / (1 + drift / 100)
-    assert row["error_at_lut_state_pct"] == pytest.approx(100 * (row["predicted_ms"] - at_state) / at_state, abs=0.01)
-    assert result.metrics["at_lut_state"]["models"] == result.metrics["models"]
-    assert result.metrics["at_lut_state"]["mape_pct"] == pytest.approx(abs(row["error_at_lut_state_pct"]), abs=0.01)
-
-
 def test_validate_times_the_reference_networks_in_the_same_rounds_as_the_models(tmp_path, archs, lut, host_device,
                                                                                 model_cache, monkeypatch):
     """The LUT carries the reference networks' profile-time latency; validate times them again in
