@@ -9,17 +9,21 @@ runs, each as a subprocess and with the default method (in-network):
     latprof profile --device host --sample N --seed S -o HOST                 # once to convert, once timed
     latprof profile --device SERIAL --benchmark-binary BIN --sample N --seed S -o PHONE
     latprof profile ... -o PHONE                                              # again: nothing left to do
+    latprof lut build PHONE -o PHONE_LUT
+    latprof validate --lut PHONE_LUT --device SERIAL --benchmark-binary BIN --random N --seed S -o VAL
 
 The phone's wall time includes everything a real phone pays besides running the model: adb round
 trips, pushes, the detached loop, the binary's start, warm-up (--warmup_min_secs) and timed runs
-(--min_secs).  Prints wall seconds per requested item for each runner, the re-run's, and the
-ratio of the phone's op times to the host's (median per op key over the lines of each run).
+(--min_secs).  Prints wall seconds per requested item for each runner, the re-run's, the
+ratio of the phone's op times to the host's (median per op key over the lines of each run), and
+the phone LUT's predictions of the profiled networks against the phone's measurement of them
+whole, in another call (validate, which also times the reference networks on the phone).
 
-    python bench/phone_loopback.py [--sample 1] [--seed 1] [-o runs/bench/phone_loopback.json]
+    python bench/phone_loopback.py [--sample 5] [--seed 1] [-o runs/bench/phone_loopback.json]
 
 Run from the repo root (bench/common.py is imported from the script's folder; tests/loopback is
 put on the path by this script, as the loopback phone lives there).  The run folders go to
-runs/bench/phone_loopback/.  Expect a minute or two for one network.
+runs/bench/phone_loopback/.  Expect a few minutes for five networks.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def op_times(run: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = common.parser(__doc__, "phone_loopback")
-    parser.add_argument("--sample", type=int, default=1, help="architectures to profile (default: %(default)s)")
+    parser.add_argument("--sample", type=int, default=5, help="architectures to profile (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the draw (default: %(default)s)")
     args = parser.parse_args()
     out = common.fresh_work_dir(args.output)
@@ -72,6 +76,10 @@ def main() -> None:
         command = ["profile", "--device", phone.serial, "--benchmark-binary", binary, *what, "-o", out / "phone"]
         ours, phone_s = common.latprof(*command)
         again, again_s = common.latprof(*command)
+        common.latprof("lut", "build", out / "phone", "-o", out / "phone-lut.json")
+        validated, validate_s = common.latprof("validate", "--lut", out / "phone-lut.json", "--device", phone.serial,
+                                               "--benchmark-binary", binary, "--random", args.sample, "--seed",
+                                               args.seed, "-o", out / "phone-val")
         phone_ops, host_ops = op_times(out / "phone"), op_times(out / "host")
         provenance = json.loads((out / "phone" / "run.json").read_text())["provenance"]
     finally:
@@ -91,11 +99,20 @@ def main() -> None:
              if len(ratios) else {"ops": 0})
     common.print_table(rows, title=f"latprof profile --sample {args.sample} --seed {args.seed}, "
                                    f"{provenance['method'].split(' (')[0]}")
+    common.print_table([{k: v for k, v in row.items() if k != "target"} for row in validated["models"]],
+                       title="the phone LUT against the phone, networks measured whole by validate")
+    m = validated["metrics"]
+    accuracy = {"networks": m["models"], "mape_pct": m["mape_pct"], "within_5_pct": m["within_5_pct"],
+                "within_10_pct": m["within_10_pct"], "reference_drift_pct": m.get("reference_drift_pct"),
+                "validate_s": round(validate_s, 1)}
+    common.print_pairs(list(accuracy.items()), title="phone LUT accuracy")
     common.print_pairs([("phone / host op time: ops, median, p10, p90", " / ".join(map(str, ratio.values()))),
                         ("phone provenance", f"{provenance['device']} | {provenance['hardware']} | {provenance['runtime']}")])
     common.write_json(args.output, {**common.context("phone_loopback"), "sample": args.sample, "seed": args.seed,
-                                    "runners": rows, "phone_over_host": ratio, "phone_provenance": provenance,
-                                    "outputs": {"host": host, "phone": ours, "phone_again": again}})
+                                    "runners": rows, "phone_over_host": ratio, "accuracy": accuracy,
+                                    "phone_provenance": provenance,
+                                    "outputs": {"host": host, "phone": ours, "phone_again": again,
+                                                "validate": validated}})
 
 
 if __name__ == "__main__":

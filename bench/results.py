@@ -1,6 +1,7 @@
-"""Write docs/results.md from the benches' JSON, so the published figures are the measured ones.
+"""Write docs/results.md, and the Result column of the README's accuracy table, from the benches'
+JSON, so the published figures are the measured ones.
 
-    python bench/results.py [--input runs/bench] [-o docs/results.md]
+    python bench/results.py [--input runs/bench] [-o docs/results.md] [--readme README.md]
 
 Every ``NAME.json`` a bench wrote becomes a section: the command that reproduces it, when and on
 which commit it ran, then each table the JSON holds (a dict of figures as two columns, a list of
@@ -27,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=Path("runs/bench"), help="folder of the benches' JSON")
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/results.md"))
+    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="README whose accuracy table to set")
     args = parser.parse_args()
     found = {path.stem: path for path in args.input.glob("*.json")}
     if not found:
@@ -41,6 +43,47 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(parts))
     print(f"wrote {args.output} from {len(names)} benches: {', '.join(names)}")
+    print(f"set {update_readme(args.readme, found)} results in {args.readme}'s accuracy table")
+
+
+def _within(m: dict) -> str:
+    return (f"{common.cell(m.get('within_10_pct'))}% within ±10%, {common.cell(m.get('within_5_pct'))}% within ±5%, "
+            f"MAPE {common.cell(m.get('mape_pct'))}%")
+
+
+# What the README's accuracy table says of each bench, from its JSON.
+HEADLINES = {
+    "host_accuracy": lambda d: (f"{_within(d['summary'])} (median (min-max) of {len(d['repeats'])} repeats); "
+                                f"reference drift {d['summary']['reference_drift_pct']}%"),
+    "zoo_accuracy": lambda d: f"{d['summary']['models']} models: {_within(d['summary'])}; "
+                              f"{d['summary']['ops_predicted_pct']}% of their ops from the predictor",
+    "predictor_accuracy": lambda d: (f"held-out ops: {_within(d['summary']['held_out_ops'])}; their networks: "
+                                     f"{_within(d['summary']['networks_lut_plus_predictor'])}"),
+    "space_profile": lambda d: (f"{d['summary']['wall time (min)']} min for {d['summary']['measured']} ops; "
+                                f"{d['accuracy']['networks']} other networks: {_within(d['accuracy'])}"),
+    "phone_loopback": lambda d: (f"{d['accuracy']['networks']} networks: {_within(d['accuracy'])}; "
+                                 f"{d['runners'][1]['s_each']} s a network"),
+}
+MARKER = "<!-- figures: docs/results.md -->"
+
+
+def update_readme(readme: Path, found: dict[str, Path]) -> int:
+    """Set the Result column of the README's accuracy table (the one after MARKER) from the
+    benches' JSON; returns how many rows it set."""
+    lines = readme.read_text().split("\n")
+    start = lines.index(MARKER)
+    updated = 0
+    for i in range(start + 3, len(lines)):
+        if not lines[i].startswith("|"):
+            break
+        cells = lines[i].split(" | ")
+        name = next((n for n in HEADLINES if f"bench/{n}.py" in cells[1]), None)
+        if name in found:
+            cells[2] = HEADLINES[name](json.loads(found[name].read_text())).replace("|", "/") + " |"
+            lines[i] = " | ".join(cells)
+            updated += 1
+    readme.write_text("\n".join(lines))
+    return updated
 
 
 def section(name: str, data: dict) -> str:
@@ -51,9 +94,9 @@ def section(name: str, data: dict) -> str:
     for key, value in data.items():
         if key in CONTEXT or key in RAW:
             continue
-        if isinstance(value, dict) and value and all(_scalar(v) for v in value.values()):
+        if isinstance(value, dict) and value and all(_scalar(v) for v in _flat(value).values()):
             lines.append(f"**{key}**\n")
-            lines.append(_table([{"": k, "value": v} for k, v in value.items()]))
+            lines.append(_table([{"": k, "value": v} for k, v in _flat(value).items()]))
         elif isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
             rows = [{k: v for k, v in row.items() if _scalar(v)} for row in value]
             lines.append(f"**{key}** ({len(rows)} rows{f', first {MAX_ROWS}' if len(rows) > MAX_ROWS else ''})\n")
@@ -61,6 +104,17 @@ def section(name: str, data: dict) -> str:
         elif _scalar(value) and value is not None:
             lines.append(f"- {key}: {common.cell(value)}\n")
     return "\n".join(lines)
+
+
+def _flat(figures: dict) -> dict:
+    """A dict of figures with its dicts of figures spread out as ``outer.inner`` entries."""
+    flat = {}
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": v for inner, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _scalar(value: object) -> bool:

@@ -653,7 +653,8 @@ def _validation_text(result) -> str:
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Search folder.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the search in this folder.")
 @click.option("--json", "as_json", is_flag=True)
-def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, predictor_file, target, budget, workers,
+@click.pass_context
+def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, predictor_file, target, budget, workers,
            executor_name, ray_address, epochs, train_resolution, dataset, reject_outside, seed, top_k, out_dir,
            resume_dir, as_json):
     """Find the most accurate architecture under a latency target (MnasNet's search), resumable."""
@@ -666,6 +667,11 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
     from latprof.search.train import TrainSettings
 
     if resume_dir:
+        given = [param.opts[0] for param in ctx.command.params if param.name in SEARCH_SETTINGS
+                 and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise LatprofError(f"--resume continues the search with the settings in {resume_dir}; drop "
+                               f"{', '.join(given)} (or start a new search with -o)")
         out_dir = resume_dir
         config = load_config(Path(resume_dir))
         table = _search_lut(config)
@@ -694,6 +700,13 @@ def search(target_ms, constraint, alpha, beta, controller, latency_kind, lut_fil
     finally:
         executor.shutdown()
     _emit(summary, as_json, _search_text(summary, len(log), out_dir))
+
+
+# What a search folder records and a resumed search keeps: given with --resume, an error (device
+# options may repeat the folder's device, see _resumed_device).
+SEARCH_SETTINGS = ("target_ms", "constraint", "alpha", "beta", "controller", "latency_kind", "lut_file",
+                   "predictor_file", "budget", "workers", "epochs", "train_resolution", "dataset", "reject_outside",
+                   "seed", "out_dir")
 
 
 def _search_lut(config):

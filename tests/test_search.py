@@ -272,6 +272,8 @@ def test_lut_latency_profiles_ops_the_lut_lacks(tiny_lut_path, host_device, mode
 def test_search_errors_are_one_line(run_cli, tmp_path):
     for args, fragment in ((["search", "-o", tmp_path / "s"], "--target-ms"),
                            (["search", "--resume", tmp_path], "not a search folder"),
+                           (["search", "--resume", tmp_path, "--lut", "other.json", "--budget", "5"],
+                            "drop --lut, --budget"),
                            (["search", "--target-ms", "5", "-o", tmp_path / "s2"], "--lut")):
         done = run_cli(*args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
