@@ -47,22 +47,27 @@ def main() -> None:
 
 
 def _within(m: dict) -> str:
-    return (f"{common.cell(m.get('within_10_pct'))}% within ±10%, {common.cell(m.get('within_5_pct'))}% within ±5%, "
-            f"MAPE {common.cell(m.get('mape_pct'))}%")
+    return (f"{_short(m.get('within_10_pct'))}% within ±10%, {_short(m.get('within_5_pct'))}% within ±5%, "
+            f"MAPE {_short(m.get('mape_pct'))}%")
+
+
+def _short(value: object) -> str:
+    """A percentage in a table cell: whole numbers, and a 'median (min-max)' string kept as is."""
+    return f"{value:.0f}" if isinstance(value, (int, float)) else str(value)
 
 
 # What the README's accuracy table says of each bench, from its JSON.
 HEADLINES = {
-    "host_accuracy": lambda d: (f"{_within(d['summary'])} (median (min-max) of {len(d['repeats'])} repeats); "
-                                f"reference drift {d['summary']['reference_drift_pct']}%"),
-    "zoo_accuracy": lambda d: f"{d['summary']['models']} models: {_within(d['summary'])}; "
-                              f"{d['summary']['ops_predicted_pct']}% of their ops from the predictor",
-    "predictor_accuracy": lambda d: (f"held-out ops: {_within(d['summary']['held_out_ops'])}; their networks: "
-                                     f"{_within(d['summary']['networks_lut_plus_predictor'])}"),
-    "space_profile": lambda d: (f"{d['summary']['wall time (min)']} min for {d['summary']['measured']} ops; "
-                                f"{d['accuracy']['networks']} other networks: {_within(d['accuracy'])}"),
-    "phone_loopback": lambda d: (f"{d['accuracy']['networks']} networks: {_within(d['accuracy'])}; "
-                                 f"{d['runners'][1]['s_each']} s a network"),
+    "host_accuracy": lambda d: (f"{len(d['repeats'])} repeats, within ±10% / ±5%: "
+                                + ", ".join(f"{_short(r['within_10_pct'])}/{_short(r['within_5_pct'])}%" for r in d["repeats"])
+                                + "; reference drift " + ", ".join(f"{r['reference_drift_pct']:+.0f}" for r in d["repeats"])
+                                + "%"),
+    "zoo_accuracy": lambda d: f"{d['summary']['models']} models: {_within(d['summary'])}",
+    "predictor_accuracy": lambda d: (f"ops: MAPE {_short(d['summary']['held_out_ops']['mape_pct'])}%; "
+                                     f"their networks: {_within(d['summary']['networks_lut_plus_predictor'])}"),
+    "space_profile": lambda d: (f"{d['summary']['wall time (min)']} min; {d['accuracy']['networks']} other "
+                                f"networks: {_within(d['accuracy'])}"),
+    "phone_loopback": lambda d: f"{d['accuracy']['networks']} networks: {_within(d['accuracy'])}",
 }
 MARKER = "<!-- figures: docs/results.md -->"
 
