@@ -62,12 +62,16 @@ HEADLINES = {
                                 + ", ".join(f"{_short(r['within_10_pct'])}/{_short(r['within_5_pct'])}%" for r in d["repeats"])
                                 + "; reference drift " + ", ".join(f"{r['reference_drift_pct']:+.0f}" for r in d["repeats"])
                                 + "%"),
-    "zoo_accuracy": lambda d: f"{d['summary']['models']} models: {_within(d['summary'])}",
+    "zoo_accuracy": lambda d: (f"{d['summary']['models']} models: {_within(d['summary'])}; reference drift "
+                               f"{d['summary']['reference_drift_pct']:+.0f}%; against the profiled variants timed with "
+                               f"them: {_short(d['summary']['within_10_pct_vs_profiled'])}% within ±10%"),
     "predictor_accuracy": lambda d: (f"ops: MAPE {_short(d['summary']['held_out_ops']['mape_pct'])}%; "
                                      f"their networks: {_within(d['summary']['networks_lut_plus_predictor'])}"),
     "space_profile": lambda d: (f"{d['summary']['wall time (min)']} min; {d['accuracy']['networks']} other "
-                                f"networks: {_within(d['accuracy'])}"),
-    "phone_loopback": lambda d: f"{d['accuracy']['networks']} networks: {_within(d['accuracy'])}",
+                                f"networks: {_within(d['accuracy'])}; reference drift "
+                                f"{d['accuracy']['reference_drift_pct']:+.0f}%"),
+    "phone_loopback": lambda d: (f"{d['accuracy']['networks']} networks: {_within(d['accuracy'])}; reference drift "
+                                 f"{d['accuracy']['reference_drift_pct']:+.0f}%"),
 }
 MARKER = "<!-- figures: docs/results.md -->"
 

@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,7 +177,38 @@ def test_accuracy_table_points_at_the_benches():
         "host_accuracy", "zoo_accuracy", "predictor_accuracy", "space_profile", "phone_loopback")}
     for m in scripts:
         assert (ROOT / m.group(1)).is_file()
-    assert all(row.rstrip(" |").endswith("see docs/results.md") for row in rows)
+    results = [row.split(" | ")[2] for row in rows]
+    assert all("±10%" in cell and re.search(r"\d%", cell) for cell in results), results
+
+
+def test_results_py_writes_the_results_page_and_the_readme_table_from_bench_json(tmp_path):
+    """What the README's table and docs/results.md say is what the benches' JSON holds."""
+    repeats = [{"within_10_pct": 98.0, "within_5_pct": 90.0, "reference_drift_pct": 1.2, "profile_s": 60.0}]
+    figures = {"within_10_pct": 91.0, "within_5_pct": 64.0, "mape_pct": 5.0}
+    benches = {
+        "host_accuracy": {"summary": {"within_10_pct": "98.00"}, "repeats": repeats},
+        "zoo_accuracy": {"summary": {**figures, "models": 33, "reference_drift_pct": 2.8,
+                                     "within_10_pct_vs_profiled": 88.0}},
+        "predictor_accuracy": {"summary": {"held_out_ops": {"mape_pct": 22.5},
+                                           "networks_lut_plus_predictor": figures}},
+        "space_profile": {"summary": {"wall time (min)": 6.4}, "accuracy": {**figures, "networks": 30,
+                                                                             "reference_drift_pct": -2.4}},
+        "phone_loopback": {"accuracy": {**figures, "networks": 5, "reference_drift_pct": -1.7}}}
+    (tmp_path / "json").mkdir()
+    for name, data in benches.items():
+        (tmp_path / "json" / f"{name}.json").write_text(json.dumps({"command": f"python bench/{name}.py", **data}))
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    done = subprocess.run([sys.executable, ROOT / "bench" / "results.py", "--input", tmp_path / "json",
+                           "-o", tmp_path / "results.md", "--readme", readme], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = readme.read_text().split("<!-- figures: docs/results.md -->", 1)[1]
+    assert "1 repeats, within ±10% / ±5%: 98/90%; reference drift +1%" in table
+    assert "33 models: 91% within ±10%, 64% within ±5%, MAPE 5%" in table and "profiled variants" in table
+    assert "6.4 min; 30 other networks: 91% within ±10%" in table and "5 networks: 91% within ±10%" in table
+    assert readme.read_text().split("<!-- figures", 1)[0] == README.split("<!-- figures", 1)[0]
+    page = (tmp_path / "results.md").read_text()
+    assert all(f"## {name}" in page for name in benches) and "| profile_s |" in page
 
 
 @pytest.mark.parametrize("path", ["docs/timing.md", "lut/FORMAT.md", "device_scripts/README.md"])
