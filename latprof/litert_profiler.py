@@ -204,6 +204,12 @@ class ProfiledModel:
             raise LatprofError(f"{self.path}: LiteRT's profiler recorded {len(per_run)} runs of {runs}")
         return per_run
 
+    def __enter__(self) -> ProfiledModel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         for buffer in self._buffers:
             self._lib.LiteRtDestroyTensorBuffer(buffer)

@@ -78,12 +78,9 @@ def profiled(model_file) -> tuple[list[OpSpec], list[list[tuple[str, float]]]]:
     """The model's ops and three runs' operators, from LiteRT's profiler."""
     from latprof.litert_profiler import ProfiledModel
 
-    model = ProfiledModel(model_file)
-    try:
+    with ProfiledModel(model_file) as model:
         model.run()
         runs = model.operator_times(3)
-    finally:
-        model.close()
     return list(decompose(model_file).ops), runs
 
 

@@ -88,12 +88,9 @@ def se_model(model_cache, tmp_path_factory):
 def test_profiler_times_every_op_of_a_real_network(se_model):
     ops = decompose(se_model).ops
     assert {"MEAN", "LOGISTIC", "MUL", "ADD", "FULLY_CONNECTED"} <= {op.op for op in ops}
-    model = ProfiledModel(se_model)
-    try:
+    with ProfiledModel(se_model) as model:
         model.run()
         runs = model.operator_times(3)
-    finally:
-        model.close()
     assert len(runs) == 3
     for run in runs:
         times = attribute(ops, run, str(se_model))
