@@ -535,11 +535,6 @@ def check(target, seconds, as_json):
     _emit({**data, "provenance": provenance.to_dict()}, as_json, text)
 
 
-def _slower_or_faster(drift_pct: float) -> str:
-    """A drift in percent (positive: slower now) in words."""
-    return f"{abs(drift_pct):.1f}% {'slower' if drift_pct > 0 else 'faster'}"
-
-
 def _model_files(items) -> list[str]:
     """.tflite files named directly or found in named folders (sorted), refusing what is neither."""
     files = []
@@ -595,7 +590,7 @@ def validate(model_files, lut_file, predictor_file, count, seed, space_name, mod
 
 
 def _validation_text(result) -> str:
-    from latprof.validate import DRIFT_WARNING_PCT, state_drift_pct
+    from latprof.validate import DRIFT_WARNING_PCT, slower_or_faster, state_drift_pct
 
     lines = []
     if len(result.table):
@@ -606,10 +601,10 @@ def _validation_text(result) -> str:
                   f"plot: {result.plot}"]
         if "reference_drift_pct" in m:
             lines.append(f"device state check: {m['reference_networks']} reference networks, timed in the same rounds, "
-                         f"ran {_slower_or_faster(m['reference_drift_pct'])} than when the LUT was profiled")
+                         f"ran {slower_or_faster(m['reference_drift_pct'])} than when the LUT was profiled")
         if "lut_drift_pct" in m:
             lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops, re-measured, ran "
-                         f"{_slower_or_faster(m['lut_drift_pct'])} than their LUT latency (IQR "
+                         f"{slower_or_faster(m['lut_drift_pct'])} than their LUT latency (IQR "
                          f"{m['lut_drift_iqr_pct'][0]:+.1f}..{m['lut_drift_iqr_pct'][1]:+.1f}%)")
         off = state_drift_pct(m)
         if m.get("measure_attempts", 1) > 1:

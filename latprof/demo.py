@@ -14,7 +14,7 @@ from latprof.predict import predict
 from latprof.profiling import profile
 from latprof.reference import REFERENCE_NAMES
 from latprof.space import get_space
-from latprof.validate import validate
+from latprof.validate import slower_or_faster, validate
 
 DEMO_SETTLE_SECONDS = 60  # a busy machine gets a minute to settle: the Quickstart stays a few minutes
 
@@ -53,8 +53,8 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
     say(f"    MAPE {m['mape_pct']}%, {m['within_5_pct']}% within ±5%, {m['within_10_pct']}% within ±10%, "
         f"Spearman {m['spearman']}; plot: {result.plot}")
     if "reference_drift_pct" in m:
-        say(f"    (MobileNetV2 and MnasNet-A1, timed in the same rounds, took {m['reference_drift_pct']:+.1f}% of their "
-            "latency when the LUT was profiled: on a busy machine, errors include that drift)")
+        say(f"    (MobileNetV2 and MnasNet-A1, timed in the same rounds, ran {slower_or_faster(m['reference_drift_pct'])} "
+            "than when the LUT was profiled: on a busy machine, errors include that drift)")
     if m["measure_attempts"] > 1:
         say(f"    (measured {m['measure_attempts']} times: the machine ran off its speed when profiled; earlier "
             f"attempts are in {val_dir / 'discarded.jsonl'})")

@@ -162,6 +162,11 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     return validation
 
 
+def slower_or_faster(drift_pct: float) -> str:
+    """A drift in percent (positive: slower now) in words."""
+    return f"{abs(drift_pct):.1f}% {'slower' if drift_pct > 0 else 'faster'}"
+
+
 def state_drift_pct(drift: dict) -> float | None:
     """The drift that says whether the device is in its profiled state: the reference networks'
     when the LUT has them, else its ops' (None when neither was measured)."""
