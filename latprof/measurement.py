@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -71,6 +72,38 @@ def quantile_uncertainty_us(values, quantile: float) -> float:
     rank, step = len(ordered) * quantile, float(np.sqrt(len(ordered) * quantile * (1 - quantile)))
     low, high = max(0, int(np.floor(rank - step))), min(len(ordered) - 1, int(np.ceil(rank + step)))
     return float(ordered[high] - ordered[low]) / 2
+
+
+# Bursts either side of a burst whose speed tells the machine's speed when it ran.
+PACE_NEIGHBOURS = 3
+PACE_PASSES = 3  # refinements of the models' own times and the paces (neighbour_pace)
+
+
+def neighbour_pace(bursts: Sequence[tuple[int, float]], neighbours: int = PACE_NEIGHBOURS,
+                   passes: int = PACE_PASSES) -> np.ndarray:
+    """For each burst of an interleaved call, in the order they ran (which model, its round
+    value), how slow the machine ran then against its median speed in the call: the median,
+    over the ``neighbours`` bursts of other models either side, of their value over their
+    model's own time (1 where no other model ran near it).
+
+    A shared machine's speed moves by tens of percent in spells of seconds, and bursts a fraction
+    of a second apart see the same spell; dividing a round value by its pace leaves the model's
+    own time at the call's median speed.  A model's own value is left out: its pace must not
+    follow it.  A model's own time is the median of its paced values, so the paces are refined
+    over a few ``passes``: models timed over different stretches of the call (one stops early,
+    another goes on into a slow spell) end on the same speed."""
+    models = np.array([model for model, _ in bursts], dtype=int)
+    values = np.array([value for _, value in bursts], dtype=float)
+    pace = np.ones(len(bursts))
+    for _ in range(passes):
+        own = {model: float(np.median(values[models == model] / pace[models == model])) for model in set(models.tolist())}
+        relative = values / np.array([own[model] for model in models])
+        for position in range(len(bursts)):
+            window = slice(max(0, position - neighbours), position + neighbours + 1)
+            others = relative[window][models[window] != models[position]]
+            pace[position] = float(np.median(others)) if others.size else 1.0
+        pace /= float(np.median(pace))
+    return pace
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 Measurement hygiene: the process is pinned to fixed cores, every model gets warm-up runs, models
 are timed interleaved over rounds (so machine-speed drift hits all alike), each until its estimate
-is stable or a cap is reached, and a low quantile over rounds is kept, with the rounds it took and
-its uncertainty; fixed inputs are written before every sample.
+is stable or a cap is reached; each round value is divided by the machine's pace at that moment,
+read off the models timed just before and after it (``latprof.measurement.neighbour_pace``), and
+a low quantile over rounds is kept, with the rounds it took and its uncertainty; fixed inputs are
+written before every sample.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from latprof.devices.base import Device, DeviceConfig, Progress, _no_progress
 from latprof.errors import LatprofError
-from latprof.measurement import NetworkProfile, Provenance, Timing, known_within, quantile_uncertainty_us
+from latprof.measurement import NetworkProfile, Provenance, Timing, known_within, neighbour_pace, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 from latprof.ops import OpSpec
 from latprof.timing import IN_NETWORK, ISOLATED, method_tag
@@ -232,8 +234,11 @@ class HostDevice(Device):
                 values.append(float(mean))
             sums[index].append(float(means.sum()))
 
-        self._interleave(len(loaded), time_one, lambda index: not (s.stable(whole[index]) and s.stable(sums[index])))
-        return list(zip(whole, samples, op_rounds))
+        order = self._interleave(len(loaded), time_one,
+                                 lambda index: not (s.stable(whole[index]) and s.stable(sums[index])))
+        paces = _paces(order, whole)
+        return [(np.divide(w, pace), np.divide(x, np.repeat(pace, len(x) // len(w))), [np.divide(v, pace) for v in ops])
+                for w, x, ops, pace in zip(whole, samples, op_rounds, paces)]
 
     @contextmanager
     def _pinned(self):
@@ -249,8 +254,8 @@ class HostDevice(Device):
 
         This machine's speed drifts by percents over minutes and by more over seconds (neighbours
         on shared cores): timing one model after another would compare models measured at
-        different speeds.  A low quantile of each model's per-round values estimates its latency
-        when the core is not contended."""
+        different speeds.  Each round value is put on the call's usual speed by the pace of the
+        bursts around it, and a low quantile of them estimates the model's latency."""
         timings: list[Timing] = []
         with self._pinned():
             for start in range(0, len(models), CHUNK):
@@ -272,15 +277,18 @@ class HostDevice(Device):
             per_round[index].append(float(np.median(burst)))
             samples[index] += burst
 
-        self._interleave(len(loaded), time_one, lambda index: not s.stable(per_round[index]))
-        return [Timing.from_rounds(r, x, s.quantile) for r, x in zip(per_round, samples)]
+        order = self._interleave(len(loaded), time_one, lambda index: not s.stable(per_round[index]))
+        paces = _paces(order, per_round)
+        return [Timing.from_rounds(np.divide(r, pace), np.divide(x, np.repeat(pace, len(x) // len(r))), s.quantile)
+                for r, x, pace in zip(per_round, samples, paces)]
 
     def burst(self, model: Loaded) -> int:
         """Invokes in a round: at least BURST and BURST_US of the model, sized by its fastest warm invoke."""
         return max(BURST, int(1000 * BURST_US / max(1, model.fastest_ns())))
 
-    def _interleave(self, count: int, time_one: Callable[[int], None], unsure: Callable[[int], bool]) -> None:
-        """Round after round over ``count`` models, each in turn in random order (``time_one``).
+    def _interleave(self, count: int, time_one: Callable[[int], None], unsure: Callable[[int], bool]) -> list[int]:
+        """Round after round over ``count`` models, each in turn in random order (``time_one``);
+        returns the models in the order they were timed.
 
         Contention comes in spells of seconds: keep going until ``rounds`` rounds span
         ``min_seconds``, then only with the models whose estimate is still ``unsure``, up to
@@ -288,14 +296,28 @@ class HostDevice(Device):
         s = self.settings
         active = list(range(count))
         rng = np.random.default_rng(0)
-        start, rounds = time.perf_counter(), 0
+        start, rounds, order = time.perf_counter(), 0, []
         while active:
             rounds += 1
             rng.shuffle(active)
             for index in active:
                 time_one(index)
+                order.append(index)
             if rounds >= s.rounds and time.perf_counter() - start >= s.min_seconds:
                 active = [] if rounds >= s.max_rounds else [i for i in active if unsure(i)]
+        return order
+
+
+def _paces(order: list[int], per_round: list[list[float]]) -> list[np.ndarray]:
+    """Per model, the machine's pace in each of its rounds (``neighbour_pace``), from the models
+    in the order they were timed and each model's round values."""
+    seen = [0] * len(per_round)
+    bursts = []
+    for index in order:
+        bursts.append((index, per_round[index][seen[index]]))
+        seen[index] += 1
+    pace = neighbour_pace(bursts)
+    return [pace[[position for position, index in enumerate(order) if index == model]] for model in range(len(per_round))]
 
 
 @dataclass
