@@ -11,7 +11,7 @@ import pytest
 from latprof.devices import DeviceConfig, HostDevice, HostSettings
 from latprof.errors import LatprofError
 from latprof.lut import CALIBRATED_SOURCE, IN_NETWORK_SOURCE, ISOLATED_SOURCE, build_lut
-from latprof.measurement import Provenance, Timing, quantile_uncertainty_us
+from latprof.measurement import Provenance, Timing, neighbour_pace, quantile_uncertainty_us
 from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.profiling import (
@@ -396,3 +396,29 @@ def test_ops_are_measured_in_an_order_that_spreads_each_network_over_the_chunks(
     assert records[0]["key"] == OVERHEAD_SPEC.key and "context" not in records[0]
     alone = [OpSpec.from_key(r["key"]) for r in records if r.get("context") == ISOLATED_CONTEXT]
     assert alone == measuring_order(alone)
+
+
+def test_neighbour_pace_takes_a_spell_of_contention_out_of_every_model():
+    """Five models interleaved in random order while the machine runs 1.5x and 1.3x slower in
+    spells: each round value divided by its pace is the model's time at the call's usual speed,
+    whatever spell its round fell in, where the raw values spread by the spells."""
+    rng = np.random.default_rng(0)
+    latencies = np.array([1.0, 2.0, 3.0, 5.0, 8.0])
+    slowdown = np.repeat([1.0, 1.5, 1.0, 1.3], 60)
+    order = np.concatenate([rng.permutation(5) for _ in range(48)])
+    bursts = [(int(model), latencies[model] * slowdown[position] * (1 + 0.01 * rng.standard_normal()))
+              for position, model in enumerate(order)]
+    pace = neighbour_pace(bursts)
+    models = np.array([model for model, _ in bursts])
+    paced = np.array([value for _, value in bursts]) / pace
+    raw = np.array([value for _, value in bursts])
+    for model, latency in enumerate(latencies):
+        assert np.std(raw[models == model] / latency) > 0.15
+        spread = paced[models == model] / np.median(paced[models == model])
+        assert np.percentile(np.abs(spread - 1), 90) < 0.05
+
+
+def test_neighbour_pace_is_one_without_other_models_or_drift():
+    assert neighbour_pace([(0, 5.0), (0, 7.0), (0, 6.0)]).tolist() == [1.0, 1.0, 1.0]
+    steady = [(model, 1.0 + model) for _ in range(10) for model in range(4)]
+    assert np.allclose(neighbour_pace(steady), 1.0)
