@@ -103,7 +103,8 @@ def main() -> None:
                        title="the phone LUT against the phone, networks measured whole by validate")
     m = validated["metrics"]
     accuracy = {"networks": m["models"], "mape_pct": m["mape_pct"], "within_5_pct": m["within_5_pct"],
-                "within_10_pct": m["within_10_pct"], "reference_drift_pct": m.get("reference_drift_pct"),
+                "within_10_pct": m["within_10_pct"], "unpaced_within_10_pct": m.get("unpaced", {}).get("within_10_pct"),
+                "reference_drift_pct": m.get("reference_drift_pct"),
                 "validate_s": round(validate_s, 1)}
     common.print_pairs(list(accuracy.items()), title="phone LUT accuracy")
     common.print_pairs([("phone / host op time: ops, median, p10, p90", " / ".join(map(str, ratio.values()))),

@@ -61,7 +61,8 @@ HEADLINES = {
     "host_accuracy": lambda d: (f"{len(d['repeats'])} repeats, within ±10% / ±5%: "
                                 + ", ".join(f"{_short(r['within_10_pct'])}/{_short(r['within_5_pct'])}%" for r in d["repeats"])
                                 + "; reference drift " + ", ".join(f"{r['reference_drift_pct']:+.0f}" for r in d["repeats"])
-                                + "%"),
+                                + "%; unpaced within ±10%: "
+                                + ", ".join(f"{_short(r.get('unpaced_within_10_pct'))}%" for r in d["repeats"])),
     "zoo_accuracy": lambda d: (f"{d['summary']['models']} models: {_within(d['summary'])}; reference drift "
                                f"{d['summary']['reference_drift_pct']:+.0f}%; against the profiled variants timed with "
                                f"them: {_short(d['summary']['within_10_pct_vs_profiled'])}% within ±10%"),

@@ -68,7 +68,8 @@ def main() -> None:
     sources = Counter(row[table["columns"].index("source")] for row in table["rows"])
     m = validated["metrics"]
     accuracy = {"networks": m["models"], "mape_pct": m["mape_pct"], "within_5_pct": m["within_5_pct"],
-                "within_10_pct": m["within_10_pct"], "reference_drift_pct": m.get("reference_drift_pct"),
+                "within_10_pct": m["within_10_pct"], "unpaced_within_10_pct": m.get("unpaced", {}).get("within_10_pct"),
+                "reference_drift_pct": m.get("reference_drift_pct"),
                 **{f"LUT rows {source}": count for source, count in sorted(sources.items())},
                 "calibration ratio, all types": (table.get("calibration") or {}).get("*", {}).get("ratio")}
     run_info = json.loads((run / "run.json").read_text())

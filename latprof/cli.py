@@ -600,8 +600,12 @@ def _validation_text(result) -> str:
                       f"within ±10%: {m['within_10_pct']}%, Spearman {m['spearman']}",
                   f"plot: {result.plot}"]
         if "reference_drift_pct" in m:
+            u = m["unpaced"]
             lines.append(f"device state check: {m['reference_networks']} reference networks, timed in the same rounds, "
-                         f"ran {slower_or_faster(m['reference_drift_pct'])} than when the LUT was profiled")
+                         f"ran {slower_or_faster(m['reference_drift_pct'])} than when the LUT was profiled; the "
+                         "predictions above are put on that pace (predicted_now_ms)")
+            lines.append(f"the LUT's own figures (predicted_ms), unpaced: MAPE {u['mape_pct']}%, within ±5%: "
+                         f"{u['within_5_pct']}%, within ±10%: {u['within_10_pct']}%")
         if "lut_drift_pct" in m:
             lines.append(f"machine speed check: {m['lut_drift_ops']} of the LUT's ops, re-measured, ran "
                          f"{slower_or_faster(m['lut_drift_pct'])} than their LUT latency (IQR "

@@ -47,14 +47,14 @@ def run_demo(out_dir: Path, sample: int, seed: int, cache: ModelCache, progress:
     result = validate(archs, table, device, val_dir, cache, progress,
                       settle_seconds=DEMO_SETTLE_SECONDS)
     for row in result.table.itertuples():
-        say(f"    predicted {row.predicted_ms:7.3f} ms  measured {row.measured_ms:7.3f} ms  "
+        say(f"    predicted {row.predicted_now_ms:7.3f} ms  measured {row.measured_ms:7.3f} ms  "
             f"error {row.error_pct:+6.2f}%  ({row.macs_m:.0f}M MACs)")
     m = result.metrics
     say(f"    MAPE {m['mape_pct']}%, {m['within_5_pct']}% within ±5%, {m['within_10_pct']}% within ±10%, "
         f"Spearman {m['spearman']}; plot: {result.plot}")
     if "reference_drift_pct" in m:
         say(f"    (MobileNetV2 and MnasNet-A1, timed in the same rounds, ran {slower_or_faster(m['reference_drift_pct'])} "
-            "than when the LUT was profiled: on a busy machine, errors include that drift)")
+            "than when the LUT was profiled; the predictions above are the LUT's on that pace)")
     if m["measure_attempts"] > 1:
         say(f"    (measured {m['measure_attempts']} times: the machine ran off its speed when profiled; earlier "
             f"attempts are in {val_dir / 'discarded.jsonl'})")

@@ -21,7 +21,7 @@ from latprof.jsonl import write_json
 from latprof.measurement import STABLE_FLOOR_US, Provenance, known_within
 from latprof.ops import OpSpec
 from latprof.profiling import ISOLATED_CONTEXT, OVERHEAD_SPEC, RESIDUAL_KEY, read_run
-from latprof.reference import read_references, reference_spread_pct
+from latprof.reference import pace_us, read_references, reference_spread_pct
 from latprof.timing import method_of
 
 # Version 2: rows of one timing method of latprof.timing, each saying how it was timed ("source").
@@ -176,8 +176,9 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
         references += read_references(run_dir)
     if not frames:
         raise LatprofError(f"no measurements in {', '.join(map(str, run_dirs))}; run 'latprof profile' first")
-    table, overhead, calibration = table_from_records(pd.concat(frames, ignore_index=True))
     reference = pd.DataFrame(references, columns=["target", "latency_us"]).groupby("target")["latency_us"].median()
+    pace = pace_us(reference.to_dict()) if len(reference) else None
+    table, overhead, calibration = table_from_records(pd.concat(frames, ignore_index=True), pace)
     return LUT(provenance, table, overhead, [str(Path(d)) for d in run_dirs], mixed,
                reference_us={target: round(float(latency), 3) for target, latency in reference.items()},
                reference_spread_pct=reference_spread_pct(references), calibration=calibration)
@@ -186,7 +187,7 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
 STATISTICS = ("latency_us", "median_us", "p5_us", "p95_us")
 
 
-def table_from_records(data: pd.DataFrame) -> tuple[pd.DataFrame, float, dict[str, dict]]:
+def table_from_records(data: pd.DataFrame, pace: float | None = None) -> tuple[pd.DataFrame, float, dict[str, dict]]:
     """A LUT's table (one row per op key), its invoke overhead and its calibration, from the
     measurement lines of one or more runs.
 
@@ -204,8 +205,17 @@ def table_from_records(data: pd.DataFrame) -> tuple[pd.DataFrame, float, dict[st
       their time in a network to their time alone (less the invoke) maps the others
       (:func:`calibrate`).  An op timed both ways keeps its time in a network.
     - A run of method ``isolated`` holds single-op models only: their times are the rows.
+
+    Lines timed beside the reference networks (``pace_us``: their pace in those rounds) are put
+    on the LUT's ``pace`` first, so that networks profiled in different spells of a drifting
+    machine add up to one state of it (``latprof.reference.pace_us``).
     """
     data = data.copy()
+    if pace is not None and "pace_us" in data:
+        factor = (pace / data["pace_us"]).fillna(1.0)
+        for column in (*STATISTICS, "network_us"):
+            if column in data:
+                data[column] = data[column] * factor
     invoke = data.loc[data["key"] == OVERHEAD_SPEC.key, "latency_us"]
     overhead = float(invoke.median()) if len(invoke) else 0.0
     if overhead <= 0:

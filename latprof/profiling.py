@@ -31,7 +31,7 @@ from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.measurement import NetworkProfile, Provenance, Timing
 from latprof.ops import OpSpec
-from latprof.reference import record_references
+from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, pace_us, record_references, reference_models
 from latprof.timing import IN_NETWORK
 
 RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
@@ -118,8 +118,9 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
             progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
             record_state: bool = True) -> ProfileSummary:
     """Profile ``networks`` (name -> .tflite, method ``in-network`` only) and op ``specs`` into
-    ``run_dir``, measuring only what it lacks; then, unless told not to (a search topping up its
-    LUT has no use for it), time the reference networks that record the device's state.
+    ``run_dir``, measuring only what it lacks, with the reference networks that record the
+    device's state: timed in the same rounds as each chunk of networks, and after single-op
+    models.  A search topping up its LUT (``record_state=False``) has no use for them.
 
     A network the runtime cannot split into its ops has them timed alone instead, as the specs
     are, and is named in the summary's ``timed_alone``."""
@@ -134,14 +135,18 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
     measured, failed, timed_alone = 0, {}, {}
     if OVERHEAD_SPEC.key not in {r["key"] for r in records}:
         append_jsonl(run_dir / MEASUREMENTS_FILE, [invoke_record(device, cache)])
+    paced = 0  # networks timed beside the reference networks, which then record the device's state
     if in_network:
-        done, timed_alone = _profile_networks(networks, device, run_dir, cache, records, progress)
+        done, timed_alone = _profile_networks(networks, device, run_dir, cache, records, progress, record_state)
         measured += done
+        paced += done if record_state else 0
         records = read_run(run_dir)[1]
         specs = [*specs, *(op for name in timed_alone for op in _network_ops(networks[name]))]
         if specs and not any(r.get("network") for r in records):  # nothing yet to calibrate by
             calibration = calibration_networks(provenance.dtype, cache, progress)
-            measured += _profile_networks(calibration, device, run_dir, cache, records, progress)[0]
+            done = _profile_networks(calibration, device, run_dir, cache, records, progress, record_state)[0]
+            measured += done
+            paced += done if record_state else 0
             networks.update(calibration)
             records = read_run(run_dir)[1]
         held = {r["key"] for r in records if r.get("network")}
@@ -151,7 +156,7 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
     done, unsupported = _time_isolated(specs, device, run_dir, cache, records, progress)
     measured += done
     failed.update({spec.key: reason for spec, reason in unsupported.items()})
-    if measured and record_state:
+    if measured > paced and record_state:
         record_references(run_dir, device, cache, provenance.dtype)
     requested = len(networks) + len(set(specs))  # calibration networks and ops included
     return ProfileSummary(str(run_dir), requested, measured, max(0, requested - measured - len(failed)), failed,
@@ -205,7 +210,7 @@ def _time_isolated(specs, device, run_dir: Path, cache: ModelCache, records: lis
 
 
 def _profile_networks(models: dict[str, Path], device, run_dir: Path, cache: ModelCache, records: list[dict],
-                      progress) -> tuple[int, dict[str, str]]:
+                      progress, paced: bool = True) -> tuple[int, dict[str, str]]:
     """Profile the networks (name -> .tflite) that have no lines in the run yet: each op's time
     inside its network and the network's residual (``Device.profile_networks``).
 
@@ -213,25 +218,44 @@ def _profile_networks(models: dict[str, Path], device, run_dir: Path, cache: Mod
     networks has a time from each and the LUT keeps their median; one more line per network
     (key ``RESIDUAL_KEY``) holds what the network took beyond the sum of its ops, which the LUT
     spreads over its ops.  Networks are timed in chunks, a chunk's lines appended when it
-    is done, in an order (by a hash of the name) that has nothing to do with how they were asked."""
+    is done, in an order (by a hash of the name) that has nothing to do with how they were asked.
+
+    When ``paced``, each chunk is profiled with the reference networks, timed whole in the same
+    rounds (``latprof.reference``): their latencies go to the run's reference lines, and their
+    pace to each line of the chunk (``pace_us``), so that the LUT can put the chunks, timed at
+    different moments of a drifting machine, on one pace."""
     # A network's residual line is its last: a network without one was cut short by a kill.
     done = {r["network"] for r in records if r["key"] == RESIDUAL_KEY and r.get("network")}
     todo = sorted((name for name in models if name not in done),
                   key=lambda name: hashlib.blake2b(name.encode(), digest_size=8).digest())
     failed: dict[str, str] = {}
+    references = reference_models(REFERENCE_NETWORKS, device.config.dtype, cache) if paced and todo else {}
     for first in range(0, len(todo), NETWORK_CHUNK):
         chunk = todo[first:first + NETWORK_CHUNK]
-        ops = [_network_ops(models[name]) for name in chunk]
+        paths = {name: models[name] for name in chunk}
+        if paced:
+            paths.update(references)
+        ops = {name: _network_ops(path) for name, path in paths.items()}
         profiles, unsupported = device.profile_networks(
-            [models[name] for name in chunk], ops,
-            progress=lambda n, base=first: progress("profile", base + n, len(todo)))
-        names = {str(models[name]): name for name in chunk}
-        failed.update({names[model]: reason for model, reason in unsupported.items()})
+            list(paths.values()), list(ops.values()),
+            progress=lambda n, base=first, size=len(chunk): progress("profile", base + min(n, size), len(todo)))
+        names = {str(path): name for name, path in paths.items()}
+        failed.update({names[model]: reason for model, reason in unsupported.items() if names[model] in chunk})
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        by_name = {names[network.model]: network for network in profiles}
+        pace = {}
+        if paced:
+            timed = {target: by_name[target].latency.latency_us for target in references if target in by_name}
+            if not timed:
+                raise LatprofError(f"the reference networks could not be profiled ({'; '.join(unsupported.values())}); "
+                                   "re-run the command, and report the error if it stays")
+            append_jsonl(run_dir / REFERENCE_FILE, [{"target": target, "latency_us": latency, "time": stamp}
+                                                    for target, latency in timed.items()])
+            pace = {"pace_us": round(pace_us(timed), 3)}
         lines = []
-        for network in profiles:
-            name = names[network.model]
-            lines += network_records(name, ops[chunk.index(name)], network, stamp)
+        for name in chunk:
+            if name in by_name:
+                lines += [{**line, **pace} for line in network_records(name, ops[name], by_name[name], stamp)]
         append_jsonl(run_dir / MEASUREMENTS_FILE, lines)
         progress("profile", first + len(chunk), len(todo))
     return len(todo) - len(failed), failed

@@ -6,8 +6,10 @@ tenants contend for the last-level cache, which slows a whole network (its weigh
 cached from one inference to the next) while single-op microbenchmarks, which load their own
 weights, barely notice (README, "How latency is measured on the host").  So the op latencies of
 a LUT cannot tell whether the device is now in the state it was profiled in; a whole network can.
-Profiling times two reference networks after its ops and records them in the run folder; the LUT
-keeps their latency, and ``validate`` times them again to compare like with like.
+Profiling times two reference networks in the same rounds as each batch of networks (and after
+ops timed alone) and records them in the run folder; the LUT keeps their latency, and puts every
+batch on their pace (:func:`pace_us`); ``validate`` times them again with its models and puts the
+predictions on their pace now.
 """
 
 from __future__ import annotations
@@ -54,11 +56,25 @@ def read_references(run_dir: str | Path) -> list[dict]:
     return read_jsonl(Path(run_dir) / REFERENCE_FILE, required=("target", "latency_us"))
 
 
+def pace_us(latencies_us: dict[str, float]) -> float:
+    """The device's pace: the geometric mean of the reference networks' latencies.
+
+    Timings taken in the same rounds as a pace can be put on another pace by the ratio of the
+    two.  On a shared host, two networks timed in the same rounds keep their ratio within a few
+    percent while each swings by tens of percent (contention comes and goes in spells of
+    seconds): that is why ops are profiled, and models validated, with the references beside them."""
+    values = np.asarray(list(latencies_us.values()), dtype=float)
+    if values.size == 0 or not np.all(values > 0):
+        raise ValueError("a pace needs the positive latency of at least one reference network")
+    return float(np.exp(np.log(values).mean()))
+
+
 def reference_drift(reference_us: dict[str, float], now_us: dict[str, float]) -> dict:
-    """How much slower (+) or faster (-) the reference networks run now than when the LUT was
-    profiled: the median over networks, in percent."""
-    drift = [100 * (now_us[target] / reference_us[target] - 1) for target in reference_us]
-    return {"reference_drift_pct": round(float(np.median(drift)), 1), "reference_networks": len(drift)}
+    """How much slower (+) or faster (-) the device runs now than when the LUT was profiled: its
+    pace now (the reference networks it has in common with the LUT) against the LUT's, in percent."""
+    common = [target for target in reference_us if target in now_us]
+    ratio = pace_us({t: now_us[t] for t in common}) / pace_us({t: reference_us[t] for t in common})
+    return {"reference_drift_pct": round(100 * (ratio - 1), 1), "reference_networks": len(common)}
 
 
 def reference_spread_pct(records: list[dict]) -> float | None:

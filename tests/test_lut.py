@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,7 +33,7 @@ from latprof.network import Network
 from latprof.ops import OpSpec
 from latprof.predict import predict, predict_ops
 from latprof.profiling import ISOLATED_CONTEXT, OVERHEAD_SPEC, RESIDUAL_KEY, read_run
-from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, read_references
+from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, pace_us, read_references
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,15 @@ def test_build_lut_from_an_in_network_run(tiny_run, tiny_arch, extra_specs):
     assert set(built.table.index) == network_keys | extra_keys | {OVERHEAD_SPEC.key}
     assert RESIDUAL_KEY not in built.table.index
     assert built.overhead_us == invoke["latency_us"] > 0
-    scale = (residual["network_us"] - invoke["latency_us"]) / (residual["network_us"] - residual["latency_us"])
+    # The network's lines are put on the LUT's pace (the reference networks timed beside it).
+    assert {line["pace_us"] for line in shares} == {residual["pace_us"]}
+    pace = pace_us(built.reference_us) / residual["pace_us"]
+    network_us, beyond_ops_us = pace * residual["network_us"], pace * residual["latency_us"]
+    scale = (network_us - invoke["latency_us"]) / (network_us - beyond_ops_us)
     for line in shares:
         row = built.table.loc[line["key"]]
         assert row["source"] == IN_NETWORK_SOURCE
-        assert row["latency_us"] == pytest.approx(built.overhead_us + scale * line["latency_us"])
+        assert row["latency_us"] == pytest.approx(built.overhead_us + scale * pace * line["latency_us"])
     # every op of the network was timed alone too: they are the calibration's pairs
     assert {r["key"] for r in alone} == network_keys | extra_keys
     # (an op whose time alone is within the invoke adds nothing to scale, so it is no pair)
@@ -86,10 +91,11 @@ def test_build_lut_from_an_in_network_run(tiny_run, tiny_arch, extra_specs):
 
 def test_a_lut_of_one_network_predicts_the_network_as_profiled(tiny_run, tiny_arch_text, lut):
     """The overhead plus the ops' rows less the overhead is the network's whole time, timed in the
-    same rounds as its ops (predictions are in whole tenths of a microsecond)."""
+    same rounds as its ops, on the LUT's pace (predictions are in whole tenths of a microsecond)."""
     _, records = read_run(tiny_run[0])
     (residual,) = [r for r in records if r["key"] == RESIDUAL_KEY]
-    assert predict(tiny_arch_text, lut).latency_ms * 1000 == pytest.approx(residual["network_us"], abs=0.06)
+    network_us = residual["network_us"] * pace_us(lut.reference_us) / residual["pace_us"]
+    assert predict(tiny_arch_text, lut).latency_ms * 1000 == pytest.approx(network_us, abs=0.06)
 
 
 def _records(rows) -> pd.DataFrame:
@@ -187,20 +193,24 @@ def test_an_isolated_run_is_its_times():
 
 
 def test_lut_keeps_the_median_reference_latency_of_its_runs(tiny_run, run_copy):
-    """The reference networks timed after each profiling call record the device's state; a LUT
-    keeps, per network, the median over its runs' timings."""
+    """The reference networks, timed beside the profiled networks and after the ops timed alone,
+    record the device's states; a LUT keeps, per network, the median over its runs' timings."""
     run_dir, _ = tiny_run
     recorded = read_references(run_dir)
-    assert {r["target"] for r in recorded} == set(REFERENCE_NETWORKS) and all(r["latency_us"] > 0 for r in recorded)
+    assert all(r["latency_us"] > 0 for r in recorded)
+    timings = {target: [r["latency_us"] for r in recorded if r["target"] == target] for target in REFERENCE_NETWORKS}
+    # one timing in the network's rounds, one after the ops timed alone
+    assert all(len(values) == 2 for values in timings.values()) and len(recorded) == 4
     append_jsonl(run_copy / REFERENCE_FILE, [{"target": REFERENCE_NETWORKS[0], "latency_us": 1.0},
                                              {"target": REFERENCE_NETWORKS[0], "latency_us": 1e9}])
     once, merged = build_lut([run_dir]), build_lut([run_dir, run_copy])
-    first = {r["target"]: r["latency_us"] for r in recorded}
-    assert once.reference_us == pytest.approx(first, abs=1e-3)
-    # four timings of the first network: its two copies and the two extremes; the median is the copies'
-    assert merged.reference_us[REFERENCE_NETWORKS[0]] == pytest.approx(first[REFERENCE_NETWORKS[0]], abs=1e-3)
-    # one timing per network says nothing of the spread; the extremes set it
-    assert once.reference_spread_pct is None and merged.reference_spread_pct == pytest.approx(1e11 - 100, rel=1e-6)
+    medians = {target: float(np.median(values)) for target, values in timings.items()}
+    assert once.reference_us == pytest.approx(medians, abs=1e-3)
+    # six timings of the first network: its two timings twice and the two extremes; the median is theirs
+    assert merged.reference_us[REFERENCE_NETWORKS[0]] == pytest.approx(medians[REFERENCE_NETWORKS[0]], abs=1e-3)
+    spread = max(100 * (max(values) / min(values) - 1) for values in timings.values())
+    assert once.reference_spread_pct == pytest.approx(spread, abs=0.06)
+    assert merged.reference_spread_pct == pytest.approx(1e11 - 100, rel=1e-6)
 
 
 def test_save_load_round_trip(tiny_run, tmp_path):

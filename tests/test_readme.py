@@ -183,7 +183,8 @@ def test_accuracy_table_points_at_the_benches():
 
 def test_results_py_writes_the_results_page_and_the_readme_table_from_bench_json(tmp_path):
     """What the README's table and docs/results.md say is what the benches' JSON holds."""
-    repeats = [{"within_10_pct": 98.0, "within_5_pct": 90.0, "reference_drift_pct": 1.2, "profile_s": 60.0}]
+    repeats = [{"within_10_pct": 98.0, "within_5_pct": 90.0, "unpaced_within_10_pct": 70.0, "reference_drift_pct": 1.2,
+                "profile_s": 60.0}]
     figures = {"within_10_pct": 91.0, "within_5_pct": 64.0, "mape_pct": 5.0}
     benches = {
         "host_accuracy": {"summary": {"within_10_pct": "98.00"}, "repeats": repeats},
@@ -203,7 +204,7 @@ def test_results_py_writes_the_results_page_and_the_readme_table_from_bench_json
                            "-o", tmp_path / "results.md", "--readme", readme], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     table = readme.read_text().split("<!-- figures: docs/results.md -->", 1)[1]
-    assert "1 repeats, within ±10% / ±5%: 98/90%; reference drift +1%" in table
+    assert "1 repeats, within ±10% / ±5%: 98/90%; reference drift +1%; unpaced within ±10%: 70%" in table
     assert "33 models: 91% within ±10%, 64% within ±5%, MAPE 5%" in table and "profiled variants" in table
     assert "6.4 min; 30 other networks: 91% within ±10%" in table and "5 networks: 91% within ±10%" in table
     assert readme.read_text().split("<!-- figures", 1)[0] == README.split("<!-- figures", 1)[0]

@@ -14,7 +14,7 @@ from latprof.errors import LatprofError
 from latprof.lut import LUT, build_lut
 from latprof.network import Network
 from latprof.profiling import OVERHEAD_SPEC, profile
-from latprof.reference import REFERENCE_NETWORKS, reference_models
+from latprof.reference import REFERENCE_NETWORKS, pace_us, reference_models
 from latprof.validate import (
     DEVICE_FILE,
     DISCARDED_FILE,
@@ -51,13 +51,21 @@ def validated(tmp_path, archs, lut, host_device, model_cache):
     return out, validate(archs, lut, host_device, out, model_cache, settle_seconds=0)
 
 
-def test_validate_measures_complete_architectures(validated, archs):
+def test_validate_measures_complete_architectures(validated, archs, lut):
     out, result = validated
     assert list(result.table["target"]) == [archs[0].to_string()]
     row = result.table.iloc[0]
     assert row["measured_ms"] > 0 and row["predicted_ms"] > 0
-    assert row["error_pct"] == pytest.approx(100 * (row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"],
+    assert row["error_pct"] == pytest.approx(100 * (row["predicted_now_ms"] - row["measured_ms"]) / row["measured_ms"],
                                              abs=0.01)
+    assert row["unpaced_error_pct"] == pytest.approx(
+        100 * (row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"], abs=0.01)
+    # The prediction is put on the pace the references ran at in the models' rounds.
+    measured = [json.loads(line) for line in (out / "measured.jsonl").read_text().splitlines()]
+    drift = measured[0]["pace_us"] / pace_us(lut.reference_us)
+    assert row["predicted_now_ms"] == pytest.approx(row["predicted_ms"] * drift, rel=1e-3)
+    assert 100 * (drift - 1) == pytest.approx(result.metrics["reference_drift_pct"], abs=0.06)
+    assert result.metrics["unpaced"]["models"] == 1
     assert result.incomplete == [archs[1].to_string()]
     assert result.metrics["models"] == 1
     assert (out / "validation.csv").is_file() and (out / "predicted_vs_measured.png").stat().st_size > 0
