@@ -28,7 +28,8 @@ from pathlib import Path
 
 from latprof.convert import ModelCache, ensure_models
 from latprof.errors import LatprofError
-from latprof.jsonl import append_jsonl, read_jsonl, write_json
+from latprof.jsonl import TMP_SUFFIX, append_jsonl, read_jsonl, write_json
+from latprof.locks import LOCK_FILE, folder_lock
 from latprof.measurement import NetworkProfile, Provenance, Timing
 from latprof.ops import OpSpec
 from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, pace_us, record_references, reference_models
@@ -100,7 +101,7 @@ def _open_run(run_dir: Path, provenance: Provenance, request: dict | None, reque
     if (run_dir / RUN_FILE).is_file():
         run, records = read_run(run_dir)
         Provenance.from_dict(run["provenance"]).require_same(provenance, str(run_dir), "profile into a new folder")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(not _bookkeeping(path) for path in run_dir.iterdir()):
         raise LatprofError(f"{run_dir} exists and is not a latprof run folder; choose another -o")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +114,11 @@ def _open_run(run_dir: Path, provenance: Provenance, request: dict | None, reque
     return records
 
 
+def _bookkeeping(path: Path) -> bool:
+    """latprof's own lock file, or a file a killed write left under its temporary name."""
+    return path.name == LOCK_FILE or (path.name.startswith(".") and path.name.endswith(TMP_SUFFIX))
+
+
 def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, Path] | None = None,
             specs: list[OpSpec] = (), request: dict | None = None,
             progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
@@ -123,7 +129,14 @@ def profile(device, run_dir: str | Path, cache: ModelCache, networks: dict[str, 
     models.  A search topping up its LUT (``record_state=False``) has no use for them.
 
     A network the runtime cannot split into its ops has them timed alone instead, as the specs
-    are, and is named in the summary's ``timed_alone``."""
+    are, and is named in the summary's ``timed_alone``.  The folder is locked meanwhile: a second
+    process profiling into it is refused (``latprof.locks``)."""
+    with folder_lock(run_dir, "profile"):
+        return _profile(device, Path(run_dir), cache, networks, specs, request, progress, record_state)
+
+
+def _profile(device, run_dir: Path, cache: ModelCache, networks: dict[str, Path] | None, specs: list[OpSpec],
+             request: dict | None, progress: Callable[[str, int, int], None], record_state: bool) -> ProfileSummary:
     start = time.time()
     run_dir = Path(run_dir)
     networks = dict(networks or {})

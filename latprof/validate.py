@@ -17,6 +17,7 @@ from latprof.arch import Architecture
 from latprof.convert import ModelCache, ensure_architectures, ensure_models
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
+from latprof.locks import folder_lock
 from latprof.lut import ISOLATED_SOURCE, LUT
 from latprof.measurement import Provenance
 from latprof.network import Network
@@ -104,6 +105,12 @@ def validate(archs: list[Architecture], lut: LUT, device, out_dir: str | Path, c
     :func:`lut_drift`; ops miss the contention for a shared cache that slows whole networks.)  The set-aside measurements go
     to ``discarded.jsonl`` with the drift that set them aside; the last one is kept either way,
     and the result reports its drift and the number of attempts."""
+    with folder_lock(out_dir, "validate"):
+        return _validate(archs, lut, device, Path(out_dir), cache, progress, predictor, models, settle_seconds)
+
+
+def _validate(archs: list[Architecture], lut: LUT, device, out_dir: Path, cache: ModelCache, progress, predictor,
+              models, settle_seconds: float) -> Validation:
     from latprof.tflite_file import decompose
 
     provenance = device.provenance()

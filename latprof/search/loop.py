@@ -18,6 +18,7 @@ from pathlib import Path
 
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
+from latprof.locks import folder_lock
 from latprof.search.controllers import CONTROLLERS, make_controller
 from latprof.search.reward import Reward
 from latprof.search.train import TrainSettings, train_candidate
@@ -150,8 +151,14 @@ class _Search:
 
 def run_search(out_dir: str | Path, config: SearchConfig | None, latency_source, executor, resume: bool = False,
                progress: Callable[[SearchProgress], None] = lambda p: None) -> list[dict]:
-    """Search until ``config.budget`` candidates are trained; returns the log."""
-    out_dir = Path(out_dir)
+    """Search until ``config.budget`` candidates are trained; returns the log.  The folder is
+    locked meanwhile: a second search on it is refused (``latprof.locks``)."""
+    with folder_lock(out_dir, "search"):
+        return _run_search(Path(out_dir), config, latency_source, executor, resume, progress)
+
+
+def _run_search(out_dir: Path, config: SearchConfig | None, latency_source, executor, resume: bool,
+                progress: Callable[[SearchProgress], None]) -> list[dict]:
     if resume:
         config = load_config(out_dir)
     elif (out_dir / CONFIG_FILE).exists():
