@@ -8,7 +8,9 @@
 # JOB_DIR/flags   benchmark_model flags, one per line (everything but --graph)
 # JOB_DIR/models  the models to measure, one sha256 per line
 #
-# For each model without a result file: wait while the phone throttles, run benchmark_model
+# For each model without a result file, or whose only result is a failure (measured again once,
+# marked latprof-retry=1: the phone's low-memory killer or a hot phone can fail a model that
+# runs the next time): wait while the phone throttles, run benchmark_model
 # pinned to the mask, write its output with the conditions before and after to a temporary file,
 # rename it into place, then append the name to JOB_DIR/done.  One loop measures at a time per
 # phone, whatever its settings or results folder (two benchmark_models at once would slow each
@@ -36,7 +38,7 @@ fail() {  # record why the loop stopped where the host looks for it, then stop
 }
 
 echo $$ > "$job/pid" || fail "cannot write to $job: is the phone's storage full?"
-rm -f "$job/error"
+rm -f "$job/error" "$job/finished"  # a job started again runs to its end again
 mkdir -p "$results" || fail "cannot create $results"
 [ -n "$lock" ] || fail "$job/config names no lock"
 
@@ -70,7 +72,12 @@ while IFS= read -r name; do
   case $name in
     ''|*[!0-9a-f]*) fail "bad model name in $job/models: $name" ;;
   esac
-  if [ ! -f "$results/$name.txt" ]; then
+  result="$results/$name.txt"
+  retry=0
+  if [ -f "$result" ] && ! grep -q '^latprof-exit=0$' "$result" && ! grep -q '^latprof-retry=' "$result"; then
+    retry=1
+  fi
+  if [ ! -f "$result" ] || [ "$retry" = 1 ]; then
     waited=0
     while too_hot && [ "$waited" -lt "$cool_timeout" ]; do
       sleep "$cool_poll"
@@ -81,6 +88,7 @@ while IFS= read -r name; do
       echo "latprof-model=$name"
       echo "latprof-mask=$mask"
       echo "latprof-cooldown=$waited"
+      [ "$retry" = 0 ] || echo "latprof-retry=1"
       echo "latprof-before=$(conditions "$mask")"
     } > "$tmp" || fail "cannot write $tmp: is the phone's storage full?"
     taskset "$mask" "$binary" "--graph=$models/$name.tflite" "$@" >> "$tmp" 2>&1
@@ -90,7 +98,7 @@ while IFS= read -r name; do
       echo "latprof-after=$(conditions "$mask")"
       echo "latprof-end"
     } >> "$tmp" || fail "cannot write $tmp: is the phone's storage full?"
-    mv "$tmp" "$results/$name.txt" || fail "cannot rename $tmp"
+    mv "$tmp" "$result" || fail "cannot rename $tmp"
     [ "$pause" = 0 ] || sleep "$pause"
   fi
   echo "$name" >> "$job/done" || fail "cannot write $job/done: is the phone's storage full?"

@@ -426,3 +426,17 @@ def test_one_loop_measures_at_a_time_on_a_phone(logged_phone, stand_in, tiny_mod
         shutil.rmtree(lock)
     worker.join(120)
     assert len(calls(logged_phone)) == 1 and outcome["result"][0].latency_us > 0
+
+
+def test_a_model_that_failed_once_is_measured_again_on_the_re_run(phone_factory, stand_in, op_models):
+    """A result of a failed benchmark_model (the low-memory killer's exit 137) is not kept
+    forever: the error says the re-run measures it again, and the re-run does, once."""
+    flaky = phone_factory(env={"BENCHMARK_MODEL_KILLED_ONCE": "/data/local/tmp/killed-once"}).start()
+    phone = device(flaky, stand_in)
+    with pytest.raises(LatprofError, match=r"exit 137.*measured again once when you re-run the same command"):
+        phone.time_isolated(op_models[:2])
+    timings = phone.time_isolated(op_models[:2])
+    assert all(t.latency_us > 0 for t in timings)
+    results = flaky.device_path(phone.results_dir)
+    texts = [path.read_text() for path in results.glob("*.txt")]
+    assert sum("latprof-retry=1" in text for text in texts) == 1  # only the failed one ran again

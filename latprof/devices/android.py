@@ -152,8 +152,9 @@ def install_scripts(phone: Phone) -> str:
     folder = f"{ROOT}/scripts/{version}"
     present = phone.listdir(folder)
     for name, data in files.items():
-        if name not in present:
-            phone.push(data, f"{folder}/{name}", 0o755)
+        if name not in present:  # under a temporary name first: a push cut short leaves no script
+            phone.push(data, f"{folder}/{name}.part", 0o755)
+            phone.check(f"mv {quote(f'{folder}/{name}.part')} {quote(f'{folder}/{name}')}", "installing latprof's scripts")
     return folder
 
 
@@ -171,7 +172,12 @@ def list_phones() -> list[PhoneInfo]:
 
 
 class ModelFailed(LatprofError):
-    """benchmark_model exited with an error on one model (the model's problem, not the setup's)."""
+    """benchmark_model exited with an error on one model (the model's problem, not the setup's);
+    ``retried`` when that was its second attempt (a first failure is measured again, once)."""
+
+    def __init__(self, message: str, retried: bool = True):
+        super().__init__(message)
+        self.retried = retried
 
 
 @dataclass(frozen=True)
@@ -336,8 +342,16 @@ class AndroidDevice(Device):
         """Results the phone already holds for these models (from an earlier or interrupted run)."""
         folder = self.results_dir_for(profiling)
         present = self.phone.listdir(folder)
-        read = self._reader(profiling, tolerant)
-        return {name: read(name, folder) for name in names if f"{name}.txt" in present}
+        read = self._reader(profiling, tolerant=True)
+        results = {name: read(name, folder) for name in names if f"{name}.txt" in present}
+        # a model that failed once is not finished: the next job measures it again, once
+        results = {name: result for name, result in results.items()
+                   if not (isinstance(result, ModelFailed) and not result.retried)}
+        if not tolerant:
+            for result in results.values():
+                if isinstance(result, ModelFailed):
+                    raise result
+        return results
 
     def run_job(self, models: dict[str, Path], progress: Progress = _no_progress, fresh: bool = False,
                 profiling: bool = False, tolerant: bool = False) -> dict[str, Result]:
@@ -433,10 +447,11 @@ class AndroidDevice(Device):
         folder = f"{ROOT}/models"
         present = self.phone.listdir(folder)
         missing = [name for name in models if f"{name}.tflite" not in present]
+        push = f".{uuid.uuid4().hex[:12]}.part"  # this push's own suffix: another push's files are not touched
         for name in missing:
-            self.phone.push(models[name].read_bytes(), f"{folder}/{name}.part")
+            self.phone.push(models[name].read_bytes(), f"{folder}/{name}{push}")
         if missing:
-            self.phone.check(f"cd {quote(folder)} && for f in *.part; do mv \"$f\" \"${{f%.part}}.tflite\"; done",
+            self.phone.check(f"cd {quote(folder)} && for f in *{push}; do mv \"$f\" \"${{f%{push}}}.tflite\"; done",
                              "installing the models")
 
     def _write_job(self, binary: str, names: list[str], results_dir: str, profiling: bool) -> str:
@@ -470,8 +485,12 @@ class AndroidDevice(Device):
                       if line.startswith("latprof-") and "=" in line)
         if header.get("exit") != "0":
             lines = [line for line in text.splitlines() if line.strip() and not line.startswith("latprof-")]
+            retried = "retry" in header
+            again = "; it failed twice, so it does not run on this phone" if retried else \
+                "; it is measured again once when you re-run the same command"
             raise ModelFailed(f"phone {self.serial}: benchmark_model failed on model {name[:12]} (exit "
-                              f"{header.get('exit', 'unknown')}: {lines[-1] if lines else 'no output'})")
+                              f"{header.get('exit', 'unknown')}: {lines[-1] if lines else 'no output'}){again}",
+                              retried)
         run = parse_benchmark_output(text, {**self.flags_for(profiling), "graph": f"{ROOT}/models/{name}.tflite"})
         conditions = {"cooldown_s": int(header.get("cooldown", 0)), "mask": header.get("mask", ""),
                       **{f"before_{k}": v for k, v in parse_conditions(header.get("before", "")).items()},
