@@ -48,7 +48,7 @@ from latprof.timing import IN_NETWORK, ISOLATED, method_tag
 
 ROOT = "/data/local/tmp/latprof"
 LOCK = f"{ROOT}/measure.lock"  # held by the one measurement loop running on the phone
-SCRIPTS = Path(__file__).resolve().parent.parent.parent / "device_scripts"
+SCRIPTS_PACKAGE = "latprof.device_scripts"  # device_scripts/, shipped in the wheel under this name
 # How each method measures (its provenance ``method``, with the flags).
 HYGIENE = "taskset to the fastest cores, cool-down when throttled; median when printed, else mean"
 HOW = {ISOLATED: f"single-op models timed whole by benchmark_model; {HYGIENE}",
@@ -123,7 +123,12 @@ def parse_conditions(text: str) -> dict[str, str]:
 @cache
 def scripts_bundle() -> tuple[str, dict[str, bytes]]:
     """The device scripts and a hash of all of them, the name of their folder on the phone."""
-    files = {path.name: path.read_bytes() for path in sorted(SCRIPTS.glob("*.sh"))}
+    from importlib.resources import files as package_files
+
+    scripts = [entry for entry in package_files(SCRIPTS_PACKAGE).iterdir() if entry.name.endswith(".sh")]
+    if not scripts:
+        raise LatprofError(f"latprof's device scripts ({SCRIPTS_PACKAGE}) are missing from this install; reinstall latprof")
+    files = {entry.name: entry.read_bytes() for entry in sorted(scripts, key=lambda entry: entry.name)}
     digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in files.items())).hexdigest()
     return digest[:16], files
 
