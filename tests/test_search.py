@@ -3,12 +3,14 @@ killed with SIGKILL and resumed on the device its folder records; run on a local
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -91,18 +93,48 @@ def log_lines(out_dir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def kill_when(command: list, env: dict, ready, stderr_path, timeout: float = 300) -> None:
-    """Start ``command`` and SIGKILL its process group as soon as ``ready()``; it must still run then."""
+def kill_when(command: list, env: dict, ready, stderr_path, timeout: float = 300, with_workers: bool = False) -> None:
+    """Start ``command`` and SIGKILL it (the search process alone, as ``kill -9 PID`` does) as soon
+    as ``ready()``; it must still run then.  Its workers (``with_workers``: it must have started
+    some) must be gone 10 s later."""
     with open(stderr_path, "w") as stderr:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not ready() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         still_running = process.poll() is None
+        workers = children(process.pid)
         if still_running:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.kill(process.pid, signal.SIGKILL)
         process.wait()
     assert still_running and ready(), stderr_path.read_text()[-2000:]
+    assert workers or not with_workers, "the search had started no worker process"
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if alive(pid)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left must not outlive the test
+    assert not left, f"workers {left} outlived the killed search by 10 s"
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def invoke(*args):
@@ -129,7 +161,7 @@ def test_search_killed_with_sigkill_resumes_on_its_device_without_losing_or_repe
     out_dir = tmp_path / "search"
     kill_when([latprof_executable(), "search", "--target-ms", str(target_ms), "--latency", "lut", "--lut", str(lut_path),
                "--controller", "evolution", "--budget", "3", "--workers", "2", *quick(image_folder), "-o", str(out_dir)],
-              cli_env, lambda: log_lines(out_dir), tmp_path / "first.stderr")
+              cli_env, lambda: log_lines(out_dir), tmp_path / "first.stderr", with_workers=True)
     before = log_lines(out_dir)
     assert 1 <= len(before) < 3
     recorded = json.loads((out_dir / "search.json").read_text())

@@ -8,20 +8,42 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from latprof.errors import LatprofError
 
+# How often a worker checks that the search that started it is still there.
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as the process that started the worker is gone.
+
+    A search killed with SIGKILL cannot shut its pool down, and its idle workers, each holding
+    TensorFlow and a dataset in memory, would live on beside the resumed search's.  A watcher
+    thread (portable, unlike Linux's parent-death signal) ends the worker when it is re-parented."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
 
 class LocalExecutor:
-    """Fresh spawned processes (TensorFlow is not fork-safe); one task per core by default."""
+    """Fresh spawned processes (TensorFlow is not fork-safe), which exit with the search that
+    started them; one task per core by default."""
 
     name = "local"
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, fn: Callable, *args) -> Future:
         return self._pool.submit(fn, *args)
