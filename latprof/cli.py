@@ -347,15 +347,17 @@ def lut_import(yaml_file, output, device, hardware, runtime, threads, delegate, 
 @click.option("--space", "space_name", default="mnasnet", show_default=True,
               help="Export the layers of this search space ('none' for no space).")
 @click.option("--arch", "archs", multiple=True, help="Also export the layers of this architecture (repeatable).")
+@click.option("--allow-mixed", is_flag=True,
+              help="Use a LUT built from runs of different provenance ('lut build --allow-mixed').")
 @click.option("--json", "as_json", is_flag=True)
-def lut_export(lut_file, output, variant, space_name, archs, as_json):
+def lut_export(lut_file, output, variant, space_name, archs, allow_mixed, as_json):
     """Write a LUT in the ProxylessNAS/OFA yaml format: its layer rows as they are, and one entry per
     layer of the space (and of --arch) whose ops are all in the LUT, with the layer's share of a
     network as mean (the invoke overhead is carried by the stem's entry)."""
     from latprof.lut import LUT
     from latprof.proxyless import export_layers, export_yaml
 
-    table = LUT.load(lut_file)
+    table = LUT.load(lut_file, allow_mixed)
     summary = export_yaml(table, output, export_layers(None if space_name == "none" else space_name, archs), variant)
     _emit(summary.to_dict(), as_json, summary.text())
 
@@ -368,10 +370,10 @@ def lut_show(lut_file, as_json):
     from latprof.lut import LUT
     from latprof.reference import reference_name
 
-    table = LUT.load(lut_file)
+    table = LUT.load(lut_file, allow_mixed=True)  # shown, mix and all
     by_op = table.table.groupby("op")["latency_us"].agg(["count", "median"]).round(2)
     data = {"provenance": table.provenance.to_dict(), "ops": len(table), "overhead_us": table.overhead_us,
-            "sources": table.sources, "reference_us": table.reference_us,
+            "sources": table.sources, "mixed_provenance": table.mixed, "reference_us": table.reference_us,
             "reference_spread_pct": table.reference_spread_pct, "by_op": by_op.to_dict(orient="index")}
     provenance = table.provenance.to_dict()
     # a long mapping in details (an imported table's per-entry variances) is counted, not printed
@@ -385,7 +387,8 @@ def lut_show(lut_file, as_json):
         data["uncertainty"] = sure
         references.append(f"ops known within ±{sure['within_pct']:g}% (or {sure['floor_us']:g} us): {sure['within']} of "
                           f"{sure['ops']} (median uncertainty {sure['median_pct']:.1f}%)")
-    text = "\n".join([f"{k}: {v}" for k, v in provenance.items()] + references +
+    mixed = [f"mixed provenance (only with --allow-mixed): {line}" for line in table.mixed]
+    text = "\n".join([f"{k}: {v}" for k, v in provenance.items()] + mixed + references +
                      [f"ops: {len(table)}, overhead: {table.overhead_us:.2f} us", by_op.to_string()])
     _emit(data, as_json, text)
 
@@ -409,13 +412,15 @@ def _load_predictor(path, lut_table):
 @click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False),
               help="Predictor (from 'latprof predictor train') for ops the LUT lacks.")
 @click.option("--breakdown", is_flag=True, help="Include per-op latencies and where each came from.")
+@click.option("--allow-mixed", is_flag=True,
+              help="Use a LUT built from runs of different provenance ('lut build --allow-mixed').")
 @click.option("--json", "as_json", is_flag=True)
-def predict(targets, lut_file, predictor_file, breakdown, as_json):
+def predict(targets, lut_file, predictor_file, breakdown, allow_mixed, as_json):
     """Predict the latency of architectures (block strings or names) or .tflite files."""
     from latprof.lut import LUT
     from latprof.predict import predict as run_predict
 
-    table = LUT.load(lut_file)
+    table = LUT.load(lut_file, allow_mixed)
     model = _load_predictor(predictor_file, table)
     results = [run_predict(target, table, model) for target in targets]
     lines = []
@@ -447,15 +452,17 @@ def predictor() -> None:
 @click.option("--estimator", type=click.Choice(["trees", "boosting"]), default="trees", show_default=True,
               help="Regressor per op type.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--allow-mixed", is_flag=True,
+              help="Use a LUT built from runs of different provenance ('lut build --allow-mixed').")
 @click.option("--json", "as_json", is_flag=True)
-def predictor_train(lut_file, output, estimator, folds, as_json):
+def predictor_train(lut_file, output, estimator, folds, allow_mixed, as_json):
     """Fit per-op-type regressors on a LUT and report their cross-validated error."""
     import pandas as pd
 
     from latprof.lut import LUT
     from latprof.predictor import train_predictor
 
-    table = LUT.load(lut_file)
+    table = LUT.load(lut_file, allow_mixed)
     trained = train_predictor(table, lut_file, estimator, folds)
     trained.save(output)
     data = {"predictor": output, "ops": len(trained.keys), "op_types": trained.model.op_types_,
@@ -570,9 +577,11 @@ def _model_files(items) -> list[str]:
                    "this many seconds after that check (three measurements at most; then the result reports the "
                    "drift); 0: never.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--allow-mixed", is_flag=True,
+              help="Use a LUT built from runs of different provenance ('lut build --allow-mixed').")
 @click.option("--json", "as_json", is_flag=True)
 def validate(model_files, lut_file, predictor_file, count, seed, space_name, models, target, settle_seconds, out_dir,
-             as_json):
+             allow_mixed, as_json):
     """Measure sampled architectures or given models end to end and compare with the predictions."""
     from latprof.lut import LUT
     from latprof.space import get_space
@@ -581,7 +590,7 @@ def validate(model_files, lut_file, predictor_file, count, seed, space_name, mod
     files = _model_files((*models, *model_files))
     if not (count or files):
         raise LatprofError("say what to validate: --random N and/or --models DIR_OR_FILE")
-    table = LUT.load(lut_file)
+    table = LUT.load(lut_file, allow_mixed)
     model = _load_predictor(predictor_file, table)
     archs = get_space(space_name).sample_many(count, seed) if count else []
     result = run_validate(archs, table, target.make(table, f"the LUT {lut_file}"), out_dir, _cache(), _progress(),
@@ -637,6 +646,8 @@ def _validation_text(result) -> str:
                    "--predictor for ops it lacks; measure: build and measure each candidate on --device.")
 @click.option("--lut", "lut_file", type=click.Path(dir_okay=False), help="LUT for --latency lut or predictor.")
 @click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False), help="Predictor for --latency predictor.")
+@click.option("--allow-mixed", is_flag=True,
+              help="Use a LUT built from runs of different provenance ('lut build --allow-mixed').")
 @device_options
 @click.option("--budget", default=200, show_default=True, type=click.IntRange(1), help="Candidates to train.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Candidates training at once.")
@@ -653,7 +664,8 @@ def _validation_text(result) -> str:
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the search in this folder.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, predictor_file, target, budget, workers,
+def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, predictor_file, allow_mixed, target,
+           budget, workers,
            executor_name, ray_address, epochs, train_resolution, dataset, reject_outside, seed, top_k, out_dir,
            resume_dir, as_json):
     """Find the most accurate architecture under a latency target (MnasNet's search), resumable."""
@@ -684,7 +696,8 @@ def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lu
                                                     "dataset": dataset, "seed": seed}.items() if v is not None})
         config = SearchConfig(target_ms=target_ms, controller=controller, seed=seed, alpha=reward.alpha,
                               beta=reward.beta, latency=latency_kind, lut=lut_file, predictor=predictor_file,
-                              budget=budget, workers=workers, reject_outside=reject_outside, train=train)
+                              budget=budget, workers=workers, reject_outside=reject_outside, train=train,
+                              allow_mixed=allow_mixed)
         table = _search_lut(config)
         device = target.make(table, f"the LUT {lut_file}")
         config = replace(config, device=SearchDevice(tuple(target.names), device.config.__dict__,
@@ -703,7 +716,7 @@ def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lu
 
 # What a search folder records and a resumed search keeps: given with --resume, an error (device
 # options may repeat the folder's device, see _resumed_device).
-SEARCH_SETTINGS = ("target_ms", "constraint", "alpha", "beta", "controller", "latency_kind", "lut_file",
+SEARCH_SETTINGS = ("target_ms", "constraint", "alpha", "beta", "controller", "latency_kind", "lut_file", "allow_mixed",
                    "predictor_file", "budget", "workers", "epochs", "train_resolution", "dataset", "reject_outside",
                    "seed", "out_dir")
 
@@ -720,7 +733,7 @@ def _search_lut(config):
                            "'latprof lut build')")
     if config.latency == "predictor" and not config.predictor:
         raise LatprofError("--latency predictor needs --predictor FILE (train one with 'latprof predictor train')")
-    table = LUT.load(config.lut)
+    table = LUT.load(config.lut, config.allow_mixed)
     if config.lut_sha256 and table.sha256 != config.lut_sha256:
         raise LatprofError(f"{config.lut} is not the LUT this search started with (its sha256 changed); put that "
                            "LUT back, or start a new search")
@@ -793,15 +806,17 @@ def _search_text(summary: dict, evaluations: int, out_dir) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".tflite file to write.")
 @click.option("--lut", "lut_file", type=click.Path(dir_okay=False), help="Also predict its latency from this LUT.")
 @device_options
+@click.option("--allow-mixed", is_flag=True,
+              help="Use a LUT built from runs of different provenance ('lut build --allow-mixed').")
 @click.option("--json", "as_json", is_flag=True)
-def export(arch_text, output, lut_file, target, as_json):
+def export(arch_text, output, lut_file, target, allow_mixed, as_json):
     """Write an architecture as .tflite (deployment resolution) and measure it on the device."""
     from latprof.arch import Architecture
     from latprof.lut import LUT
     from latprof.search.latency import LutLatency, MeasuredLatency
     from latprof.search.results import export_model
 
-    table = LUT.load(lut_file) if lut_file else None
+    table = LUT.load(lut_file, allow_mixed) if lut_file else None
     device, cache = target.make(table, f"the LUT {lut_file}"), _cache()
     source = LutLatency(table, device, cache, Path(output).with_suffix(".lut-extra")) if table is not None \
         else MeasuredLatency(device, cache)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,11 @@ class LUT:
         write_json(path, document)
 
     @classmethod
-    def load(cls, path: str | Path) -> LUT:
+    def load(cls, path: str | Path, allow_mixed: bool = False) -> LUT:
+        """Read a LUT file, every value checked (a file that loads can be used by every command).
+        A LUT built from runs of different provenance (``lut build --allow-mixed``) is refused
+        unless ``allow_mixed``: its one provenance is its first run's, and a prediction from it
+        would silently be a blend of devices or settings."""
         path = Path(path)
         if not path.is_file():
             raise LatprofError(f"{path}: no such LUT; build one with 'latprof lut build RUN_DIR -o {path}'")
@@ -129,23 +134,33 @@ class LUT:
             if document.get("version") != VERSION:
                 raise ValueError(f"version {document.get('version')} is not {VERSION}")
             table = pd.DataFrame(document["rows"], columns=document["columns"]).set_index("key")
-            if not {"latency_us", "op"} <= set(table.columns) or table["latency_us"].isna().any() \
-                    or (table["latency_us"] <= 0).any():
-                raise ValueError("rows lack a positive latency_us")
-            if UNCERTAINTY in table.columns and (pd.to_numeric(table[UNCERTAINTY]) < 0).any():
-                raise ValueError(f"{UNCERTAINTY} holds a negative value")
-            reference = {str(target): float(latency) for target, latency in document.get("reference_us", {}).items()}
-            if any(latency <= 0 for latency in reference.values()):
-                raise ValueError("reference_us holds a latency that is not positive")
+            if not {"latency_us", "op"} <= set(table.columns):
+                raise ValueError("rows lack latency_us or op")
+            for column in ("latency_us", *STATISTICS[1:]):
+                if column in table.columns:
+                    table[column] = _latencies(table[column], column, positive=column == "latency_us")
+            if UNCERTAINTY in table.columns:  # null where the device gives none
+                known = table[UNCERTAINTY].notna()
+                table[UNCERTAINTY] = pd.to_numeric(table[UNCERTAINTY], errors="coerce").astype(float)
+                table.loc[known, UNCERTAINTY] = _latencies(table.loc[known, UNCERTAINTY], UNCERTAINTY, positive=False)
+            overhead = _latency(document["overhead_us"], "overhead_us", positive=False)
+            reference = {str(target): _latency(latency, "reference_us", positive=True)
+                         for target, latency in dict(document.get("reference_us", {})).items()}
             spread = document.get("reference_spread_pct")
-            calibration = {str(op): {"ratio": float(c["ratio"]), "pairs": int(c["pairs"])}
-                           for op, c in document.get("calibration", {}).items()}
-            return cls(Provenance.from_dict(document["provenance"]), table, float(document["overhead_us"]),
-                       list(document.get("sources", [])), list(document.get("mixed_provenance", [])),
-                       hashlib.sha256(data).hexdigest(), reference, None if spread is None else float(spread),
-                       calibration)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            spread = None if spread is None else _latency(spread, "reference_spread_pct", positive=False)
+            calibration = {str(op): {"ratio": _bounded(c["ratio"], "a calibration ratio", 1e-3, 1e3),
+                                     "pairs": int(_bounded(c["pairs"], "calibration pairs", 1, 1e9))}
+                           for op, c in dict(document.get("calibration", {})).items()}
+            mixed = [str(line) for line in document.get("mixed_provenance", [])]
+            lut = cls(Provenance.from_dict(document["provenance"]), table, overhead,
+                      [str(source) for source in document.get("sources", [])], mixed,
+                      hashlib.sha256(data).hexdigest(), reference, spread, calibration)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise LatprofError(f"{path}: corrupt or foreign LUT ({exc}); rebuild it with 'latprof lut build'") from None
+        if mixed and not allow_mixed:
+            raise LatprofError(f"{path} mixes runs of different provenance ({mixed[0]}); pass --allow-mixed to use it "
+                               "anyway, or build one LUT per provenance")
+        return lut
 
 
 def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
@@ -185,6 +200,32 @@ def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:
 
 
 STATISTICS = ("latency_us", "median_us", "p5_us", "p95_us")
+# No op or network latency a LUT holds is longer (100 s): a larger value is a corrupt file.
+MAX_LATENCY_US = 1e8
+
+
+def _bounded(value, what: str, low: float, high: float) -> float:
+    """``value`` as a finite float within [low, high], else a ValueError naming ``what``."""
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{what} is {value!r}, not a number within [{low:g}, {high:g}]")
+    return number
+
+
+def _latency(value, what: str, positive: bool) -> float:
+    number = _bounded(value, what, 0.0, MAX_LATENCY_US)
+    if positive and number <= 0:
+        raise ValueError(f"{what} is {value!r}, not a positive latency")
+    return number
+
+
+def _latencies(column: pd.Series, what: str, positive: bool) -> pd.Series:
+    """A column of latencies, each finite, within [0, MAX_LATENCY_US] (and > 0 if ``positive``)."""
+    numbers = pd.to_numeric(column, errors="coerce").astype(float)
+    bad = ~numbers.between(0.0, MAX_LATENCY_US) | (numbers <= 0 if positive else False)
+    if bad.any():
+        raise ValueError(f"{what} of {numbers.index[bad][0]!r} is {column[bad].iloc[0]!r}, not a latency in us")
+    return numbers
 
 
 def table_from_records(data: pd.DataFrame, pace: float | None = None) -> tuple[pd.DataFrame, float, dict[str, dict]]:

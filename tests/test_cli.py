@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -118,6 +119,42 @@ def test_lut_build_of_mixed_provenance(run_cli, tiny_run, run_copy, edit_provena
     allowed = run_cli("lut", "build", tiny_run[0], run_copy, "-o", out, "--allow-mixed", "--json")
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["ops"] > 0 and out.is_file()
+
+
+def test_a_mixed_lut_is_refused_downstream_unless_the_flag_is_given_there(run_cli, tiny_run, run_copy, edit_provenance,
+                                                                           tmp_path, tiny_arch_text):
+    edit_provenance(run_copy, threads=4)
+    out = tmp_path / "mixed.json"
+    assert run_cli("lut", "build", tiny_run[0], run_copy, "-o", out, "--allow-mixed").returncode == 0
+    shown = run_cli("lut", "show", out, "--json")
+    assert shown.returncode == 0 and "threads" in json.loads(shown.stdout)["mixed_provenance"][0]
+    assert "mixed provenance (only with --allow-mixed)" in run_cli("lut", "show", out).stdout
+    assert_one_line_error(run_cli("predict", tiny_arch_text, "--lut", out), "mixes runs of different provenance",
+                          "--allow-mixed")
+    assert_one_line_error(run_cli("predictor", "train", out, "-o", tmp_path / "p.json"), "--allow-mixed")
+    allowed = run_cli("predict", tiny_arch_text, "--lut", out, "--allow-mixed", "--json")
+    assert allowed.returncode == 0, allowed.stderr
+
+
+@pytest.mark.parametrize("field, value", [("overhead_us", float("inf")), ("overhead_us", -1.0), ("overhead_us", 1e300),
+                                          ("overhead_us", float("nan")), ("latency_us", float("inf")),
+                                          ("latency_us", 1e300), ("latency_us", "fast"), ("reference_us", -5.0),
+                                          ("calibration", float("inf"))])
+def test_a_lut_with_nonsense_values_is_a_one_line_error(run_cli, tiny_lut_path, tmp_path, tiny_arch_text, field, value):
+    document = json.loads(Path(tiny_lut_path).read_text())
+    if field == "latency_us":
+        document["rows"][1][document["columns"].index("latency_us")] = value
+    elif field == "reference_us":
+        document["reference_us"] = {target: value for target in document["reference_us"]}
+    elif field == "calibration":
+        document["calibration"] = {"*": {"ratio": value, "pairs": 5}}
+    else:
+        document[field] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))  # Python writes inf and nan as JSON's Infinity and NaN
+    for command in (("predict", tiny_arch_text, "--lut", bad), ("lut", "show", bad),
+                    ("predictor", "train", bad, "-o", tmp_path / "p.json")):
+        assert_one_line_error(run_cli(*command), "corrupt or foreign LUT")
 
 
 def test_lut_build_warns_when_its_runs_saw_the_device_in_different_states(run_cli, tiny_run, run_copy, tmp_path):

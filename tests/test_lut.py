@@ -282,7 +282,9 @@ def test_mixed_lut_round_trip_keeps_the_differences(tiny_run, run_copy, edit_pro
     edit_provenance(run_copy, dtype="int8")
     mixed = build_lut([tiny_run[0], run_copy], allow_mixed=True)
     mixed.save(tmp_path / "mixed.json")
-    assert LUT.load(tmp_path / "mixed.json").mixed == mixed.mixed
+    assert LUT.load(tmp_path / "mixed.json", allow_mixed=True).mixed == mixed.mixed
+    with pytest.raises(LatprofError, match="mixes runs of different provenance.*dtype.*pass --allow-mixed"):
+        LUT.load(tmp_path / "mixed.json")
 
 
 def test_a_lut_gives_the_configuration_it_was_measured_in(lut, tmp_path):

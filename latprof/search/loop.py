@@ -62,6 +62,7 @@ class SearchConfig:
     controller_options: dict = field(default_factory=dict)
     device: SearchDevice = field(default_factory=SearchDevice)
     lut_sha256: str | None = None  # of the LUT the search started with
+    allow_mixed: bool = False  # the LUT mixes runs of different provenance, and the user said so
 
     @property
     def reward(self) -> Reward:
