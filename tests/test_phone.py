@@ -12,6 +12,7 @@ The devices are driven through their classes (``AndroidDevice``, ``PhoneFarm``),
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
@@ -36,7 +37,7 @@ from latprof.timing import IN_NETWORK, ISOLATED
 
 CALL_LOG = "/data/local/tmp/benchmark_model.calls"
 # Short runs: the stand-in's own start (Python + LiteRT import) is most of the time per model.
-FAST = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0)
+FAST = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, rounds=1)
 ISOLATED_CONFIG, IN_NETWORK_CONFIG = DeviceConfig(method=ISOLATED), DeviceConfig(method=IN_NETWORK)
 
 
@@ -406,6 +407,22 @@ def test_measure_models_times_the_model_again_each_time(logged_phone, stand_in, 
     assert len(calls(logged_phone)) == 2 and first.latency_us > 0 and second.latency_us > 0
     # Each timing went to a folder of its own, removed once read.
     assert not fresh_folders(logged_phone) and not jobs(logged_phone)
+
+
+def test_measure_models_times_every_model_in_rounds_each_in_another_order(logged_phone, stand_in, op_models):
+    """Three rounds over four models: each model's latency is the median of its three round
+    times, each divided by the phone's pace when it ran."""
+    models = op_models[:4]
+    timings = device(logged_phone, stand_in, settings=dataclasses.replace(FAST, rounds=3)).measure_models(models)
+    graphs = calls(logged_phone)
+    assert len(graphs) == 12
+    orders = [graphs[i:i + 4] for i in (0, 4, 8)]
+    assert all(sorted(order) == sorted(map(on_phone, models)) for order in orders)
+    assert orders[0] == [on_phone(m) for m in models] and len({tuple(order) for order in orders}) > 1
+    for timing in timings:
+        rounds = timing.conditions["round_latencies_us"]
+        assert timing.conditions["rounds"] == 3 and len(rounds) == 3
+        assert 0.5 * min(rounds) <= timing.latency_us <= 2 * max(rounds)
 
 
 def test_one_loop_measures_at_a_time_on_a_phone(logged_phone, stand_in, tiny_model):

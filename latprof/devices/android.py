@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
+import numpy as np
+
 from latprof.adb import Phone, quote
 from latprof.benchmark_output import BenchmarkRun, format_flags, network_operators, parse_benchmark_output
 from latprof.devices.base import Device, DeviceConfig, Progress, _no_progress
 from latprof.errors import LatprofError
-from latprof.measurement import NetworkProfile, Provenance, Timing
+from latprof.measurement import NetworkProfile, Provenance, Timing, neighbour_pace
 from latprof.ops import OpSpec
 from latprof.timing import IN_NETWORK, ISOLATED, method_tag
 
@@ -75,6 +77,11 @@ class PhoneSettings:
     cool_timeout: int = 600
     cool_poll: int = 5
     pause: int = 0  # seconds of rest between two models
+    rounds: int = 3  # jobs that time every model of a measure_models call, each in another order
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise LatprofError(f"rounds must be >= 1, not {self.rounds}")
 
 
 @dataclass(frozen=True)
@@ -285,11 +292,12 @@ class AndroidDevice(Device):
                      "cool_timeout": s.cool_timeout, "pause": s.pause})
 
     def measure_models(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
-        """Every model timed now, into a results folder of this call's own (an earlier result
-        would hide a change of the phone's state)."""
-        names = [file_sha256(model) for model in models]
-        results = self.run_job(dict(zip(names, map(Path, models))), progress, fresh=True)
-        return [results[name] for name in names]
+        """Every model timed now, in rounds (:func:`measure_in_rounds`), each round a job into a
+        results folder of its own (an earlier result would hide a change of the phone's state)."""
+        files = {file_sha256(model): Path(model) for model in models}
+        timings = measure_in_rounds(list(files), self.settings.rounds, lambda order, report: self.run_job(
+            {name: files[name] for name in order}, report, fresh=True), progress)
+        return [timings[file_sha256(model)] for model in models]
 
     def time_isolated(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
         """benchmark_model times a single-op model as any model, in steady state.  Results the
@@ -514,6 +522,42 @@ class AndroidDevice(Device):
 
     def _op_table(self, name: str, results_dir: str) -> OpTable:
         return OpTable(*self._output(name, results_dir, profiling=True))
+
+
+def measure_in_rounds(names: list[str], rounds: int, run_round: Callable[[list[str], Progress], dict[str, Timing]],
+                      progress: Progress = _no_progress, paced: bool = True) -> dict[str, Timing]:
+    """Time the models (by sha256) in ``rounds`` rounds, each in another order (``run_round``
+    runs one, the models one after another as listed); each model's latency is the median over
+    rounds of its time divided by the phone's pace when it ran, read off the models timed just
+    before and after it (``latprof.measurement.neighbour_pace``).
+
+    benchmark_model times one model for a second or two, and a phone's speed moves between two
+    of them (heat, a busy core; the loopback phone shares its host's spells): a single pass gives
+    each model the speed of its own moment.  (Without ``paced``, the plain median: a farm's round
+    runs on several phones at once, whose speeds are not one.)"""
+    rng = np.random.default_rng(0)
+    sequence: list[tuple[int, float]] = []
+    results: dict[str, list[Timing]] = {name: [] for name in names}
+    for index in range(rounds):
+        order = list(names) if index == 0 else [names[i] for i in rng.permutation(len(names))]
+        timed = run_round(order, lambda done, base=index * len(names): progress((base + done) // rounds))
+        for name in order:
+            results[name].append(timed[name])
+            sequence.append((names.index(name), timed[name].latency_us))
+    pace = neighbour_pace(sequence) if paced else np.ones(len(sequence))
+    paces: dict[str, list[float]] = {name: [] for name in names}
+    for (model, _), value in zip(sequence, pace):
+        paces[names[model]].append(float(value))
+    timings = {}
+    for name in names:
+        runs = results[name]
+        latency = float(np.median([t.latency_us / p for t, p in zip(runs, paces[name])]))
+        timings[name] = Timing(latency, float(np.median([t.median_us for t in runs])), min(t.p5_us for t in runs),
+                               max(t.p95_us for t in runs), sum(t.runs for t in runs),
+                               {**runs[-1].conditions, "rounds": rounds,
+                                "round_latencies_us": [round(t.latency_us, 3) for t in runs]})
+    progress(len(names))
+    return timings
 
 
 def network_profiles(models: Sequence[Path], names: Sequence[str], ops: Sequence[Sequence[OpSpec]],

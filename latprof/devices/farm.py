@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from threading import Lock
 
-from latprof.devices.android import AndroidDevice, Result, file_sha256, network_profiles
+from latprof.devices.android import AndroidDevice, Result, file_sha256, measure_in_rounds, network_profiles
 from latprof.devices.base import Device, Progress, _no_progress
 from latprof.errors import LatprofError
 from latprof.measurement import NetworkProfile, Provenance, Timing
@@ -45,12 +45,13 @@ class PhoneFarm(Device):
         return replace(first, details={**first.details, "serials": [phone.serial for phone in self.phones]})
 
     def measure_models(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
-        """Every model timed now, dealt out round-robin."""
-        names = [file_sha256(model) for model in models]
-        files = dict(zip(names, map(Path, models)))
-        results = self._shard(list(files), lambda phone, shard, report: phone.run_job(
-            {name: files[name] for name in shard}, report, fresh=True), progress)
-        return [results[name] for name in names]
+        """Every model timed now, in rounds as on one phone (``measure_in_rounds``), each round
+        dealt out round-robin."""
+        files = {file_sha256(model): Path(model) for model in models}
+        timings = measure_in_rounds(list(files), self.phones[0].settings.rounds, lambda order, report: self._shard(
+            order, lambda phone, shard, done: phone.run_job({name: files[name] for name in shard}, done, fresh=True),
+            report), progress, paced=False)
+        return [timings[file_sha256(model)] for model in models]
 
     def time_isolated(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
         """Results any phone already holds are collected first, so a resumed run never measures a
