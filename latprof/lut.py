@@ -206,7 +206,10 @@ MAX_LATENCY_US = 1e8
 
 def _bounded(value, what: str, low: float, high: float) -> float:
     """``value`` as a finite float within [low, high], else a ValueError naming ``what``."""
-    number = float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is {value!r}, not a number") from None
     if not (math.isfinite(number) and low <= number <= high):
         raise ValueError(f"{what} is {value!r}, not a number within [{low:g}, {high:g}]")
     return number

@@ -136,25 +136,13 @@ def test_a_mixed_lut_is_refused_downstream_unless_the_flag_is_given_there(run_cl
     assert allowed.returncode == 0, allowed.stderr
 
 
-@pytest.mark.parametrize("field, value", [("overhead_us", float("inf")), ("overhead_us", -1.0), ("overhead_us", 1e300),
-                                          ("overhead_us", float("nan")), ("latency_us", float("inf")),
-                                          ("latency_us", 1e300), ("latency_us", "fast"), ("reference_us", -5.0),
-                                          ("calibration", float("inf"))])
-def test_a_lut_with_nonsense_values_is_a_one_line_error(run_cli, tiny_lut_path, tmp_path, tiny_arch_text, field, value):
+def test_a_lut_with_a_nonsense_value_is_a_one_line_error(run_cli, tiny_lut_path, tmp_path, tiny_arch_text):
+    """It loads, then printed inf ms before; now every command refuses it (the values: test_lut)."""
     document = json.loads(Path(tiny_lut_path).read_text())
-    if field == "latency_us":
-        document["rows"][1][document["columns"].index("latency_us")] = value
-    elif field == "reference_us":
-        document["reference_us"] = {target: value for target in document["reference_us"]}
-    elif field == "calibration":
-        document["calibration"] = {"*": {"ratio": value, "pairs": 5}}
-    else:
-        document[field] = value
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(document))  # Python writes inf and nan as JSON's Infinity and NaN
-    for command in (("predict", tiny_arch_text, "--lut", bad), ("lut", "show", bad),
-                    ("predictor", "train", bad, "-o", tmp_path / "p.json")):
-        assert_one_line_error(run_cli(*command), "corrupt or foreign LUT")
+    bad.write_text(json.dumps({**document, "overhead_us": float("inf")}))
+    for command in (("predict", tiny_arch_text, "--lut", bad), ("lut", "show", bad)):
+        assert_one_line_error(run_cli(*command), "corrupt or foreign LUT", "overhead_us")
 
 
 def test_lut_build_warns_when_its_runs_saw_the_device_in_different_states(run_cli, tiny_run, run_copy, tmp_path):

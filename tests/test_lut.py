@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -464,3 +465,26 @@ def test_prediction_from_a_tflite_file_equals_the_architecture(tiny_arch_text, l
 def test_prediction_of_a_typo_is_refused(lut):
     with pytest.raises(LatprofError, match="nosip"):
         predict("r1_k3_s11_e1_i32_o16_nosip", lut)
+
+
+@pytest.mark.parametrize("field, value", [("overhead_us", float("inf")), ("overhead_us", -1.0), ("overhead_us", 1e300),
+                                          ("overhead_us", float("nan")), ("overhead_us", [1]), ("latency_us", float("inf")),
+                                          ("latency_us", 1e300), ("latency_us", "fast"), ("latency_us", None),
+                                          ("median_us", -3.0), ("reference_us", -5.0), ("reference_us", float("nan")),
+                                          ("calibration", float("inf")), ("calibration", 0.0)])
+def test_a_lut_with_a_nonsense_value_is_refused_at_load(tiny_lut_path, tmp_path, field, value):
+    """Every value is checked for type, finiteness and range, so a LUT that loads never prints
+    inf or nan ms, or crashes a command later."""
+    document = json.loads(Path(tiny_lut_path).read_text())
+    if field in ("latency_us", "median_us"):
+        document["rows"][1][document["columns"].index(field)] = value
+    elif field == "reference_us":
+        document["reference_us"] = {target: value for target in document["reference_us"]}
+    elif field == "calibration":
+        document["calibration"] = {"*": {"ratio": value, "pairs": 5}}
+    else:
+        document[field] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))  # Python writes inf and nan as JSON's Infinity and NaN
+    with pytest.raises(LatprofError, match=f"corrupt or foreign LUT.*{field if field != 'calibration' else 'ratio'}"):
+        LUT.load(bad)
