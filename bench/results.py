@@ -6,7 +6,8 @@ JSON, so the published figures are the measured ones.
 Every ``NAME.json`` a bench wrote becomes a section: the command that reproduces it, when and on
 which commit it ran, then each table the JSON holds (a dict of figures as two columns, a list of
 flat rows as a table).  Commands' raw outputs (``outputs``, ``profile``, ``validate``...) stay in
-the JSON.
+the JSON.  A bench with no JSON in ``--input`` (not run this time) keeps its section of the page
+as it was.
 """
 
 from __future__ import annotations
@@ -33,17 +34,30 @@ def main() -> None:
     found = {path.stem: path for path in args.input.glob("*.json")}
     if not found:
         raise SystemExit(f"no bench JSON in {args.input}: run the benches first (python bench/NAME.py)")
-    names = [name for name in ORDER if name in found] + sorted(set(found) - set(ORDER))
+    kept = earlier_sections(args.output)
+    names = [name for name in ORDER if name in found or name in kept] + sorted((set(found) | set(kept)) - set(ORDER))
     parts = ["# Results\n",
              "The current figures of latprof's benches on the machine named in each section, written by "
              "`python bench/results.py` from `runs/bench/*.json`. Each section's command reproduces it; "
              "on a shared machine figures move from run to run.\n"]
     for name in names:
-        parts.append(section(name, json.loads(found[name].read_text())))
+        parts.append(section(name, json.loads(found[name].read_text())) if name in found else kept[name])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(parts))
-    print(f"wrote {args.output} from {len(names)} benches: {', '.join(names)}")
+    print(f"wrote {args.output} from {len(found)} benches' JSON ({', '.join(n for n in names if n in found)}); "
+          f"kept the sections of {', '.join(n for n in names if n not in found) or 'none'}")
     print(f"set {update_readme(args.readme, found)} results in {args.readme}'s accuracy table")
+
+
+def earlier_sections(page: Path) -> dict[str, str]:
+    """The sections (``## NAME`` to the next one) of the results page as it is, by bench name."""
+    if not page.is_file():
+        return {}
+    sections = {}
+    for chunk in page.read_text().split("\n## ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        sections[name] = "## " + chunk.rstrip("\n") + "\n"
+    return sections
 
 
 def _within(m: dict) -> str:
