@@ -227,7 +227,10 @@ def _latencies(column: pd.Series, what: str, positive: bool) -> pd.Series:
     numbers = pd.to_numeric(column, errors="coerce").astype(float)
     bad = ~numbers.between(0.0, MAX_LATENCY_US) | (numbers <= 0 if positive else False)
     if bad.any():
-        raise ValueError(f"{what} of {numbers.index[bad][0]!r} is {column[bad].iloc[0]!r}, not a latency in us")
+        value = column[bad].iloc[0]
+        value = value.item() if hasattr(value, "item") else value  # a numpy scalar, said as Python says it
+        raise ValueError(f"{what} of {numbers.index[bad][0]!r} is {value!r}, not a {'positive ' if positive else ''}"
+                         "latency in us")
     return numbers
 
 
