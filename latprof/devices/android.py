@@ -289,7 +289,7 @@ class AndroidDevice(Device):
             details={"serials": [self.serial], "affinity_mask": info.mask, "binary": self.binary.name,
                      "cpus": {str(k): list(v) for k, v in info.cpus.items()}, "abilist": list(info.abilist),
                      "conditions_at_start": info.conditions, "cool_status": s.cool_status,
-                     "cool_timeout": s.cool_timeout, "pause": s.pause})
+                     "cool_timeout": s.cool_timeout, "pause": s.pause, "rounds": s.rounds})
 
     def measure_models(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
         """Every model timed now, in rounds (:func:`measure_in_rounds`), each round a job into a
