@@ -147,8 +147,9 @@ class LUT:
             reference = {str(target): _latency(latency, "reference_us", positive=True)
                          for target, latency in dict(document.get("reference_us", {})).items()}
             spread = document.get("reference_spread_pct")
-            spread = None if spread is None else _latency(spread, "reference_spread_pct", positive=False)
-            calibration = {str(op): {"ratio": _bounded(c["ratio"], "a calibration ratio", 1e-3, 1e3),
+            spread = None if spread is None else _bounded(spread, "reference_spread_pct", 0.0, math.inf)
+            # a ratio is 0 for a type whose ops take no time beyond the invoke inside a network
+            calibration = {str(op): {"ratio": _bounded(c["ratio"], "a calibration ratio", 0.0, 1e6),
                                      "pairs": int(_bounded(c["pairs"], "calibration pairs", 1, 1e9))}
                            for op, c in dict(document.get("calibration", {})).items()}
             mixed = [str(line) for line in document.get("mixed_provenance", [])]

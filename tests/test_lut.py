@@ -471,7 +471,7 @@ def test_prediction_of_a_typo_is_refused(lut):
                                           ("overhead_us", float("nan")), ("overhead_us", [1]), ("latency_us", float("inf")),
                                           ("latency_us", 1e300), ("latency_us", "fast"), ("latency_us", None),
                                           ("median_us", -3.0), ("reference_us", -5.0), ("reference_us", float("nan")),
-                                          ("calibration", float("inf")), ("calibration", 0.0)])
+                                          ("calibration", float("inf")), ("calibration", -1.0)])
 def test_a_lut_with_a_nonsense_value_is_refused_at_load(tiny_lut_path, tmp_path, field, value):
     """Every value is checked for type, finiteness and range, so a LUT that loads never prints
     inf or nan ms, or crashes a command later."""
