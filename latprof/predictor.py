@@ -246,19 +246,43 @@ class TrainedPredictor:
             latency = [float(row[1]) for row in document["rows"]]
             if not keys or not all(np.isfinite(latency)) or min(latency) <= 0:
                 raise ValueError("rows lack positive latencies")
-            model = LatencyPredictor(**document["params"]).fit(keys, latency)
+            model = LatencyPredictor(**checked_params(document["params"])).fit(keys, latency)
             trained = cls(model, dict(document["provenance"]), dict(document["lut"]), keys, latency,
                           list(document.get("cross_validation", [])))
             check = document["check"]
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, LatprofError) as exc:
+            drift = np.abs(model.predict([str(key) for key in check["keys"]])
+                           / np.asarray(check["latency_us"], dtype=float) - 1)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, LatprofError) as exc:
             raise LatprofError(f"{path}: corrupt or foreign predictor file ({exc}); "
                                "re-train it with 'latprof predictor train'") from None
-        drift = np.abs(model.predict(check["keys"]) / np.asarray(check["latency_us"], dtype=float) - 1)
         if drift.size and float(drift.max()) > 0.01:
             print(f"latprof: warning: {path} re-fitted with scikit-learn {version('scikit-learn')} predicts up to "
                   f"{100 * drift.max():.1f}% off what it saved; re-train it to make that the reference",
                   file=sys.stderr)
         return trained
+
+
+# What a predictor file may ask of the re-fit, within bounds: a file asking for a billion trees
+# would hang the loader instead of failing.
+PARAM_BOUNDS = {"n_estimators": (1, 5000), "random_state": (0, 2**32 - 1)}
+
+
+def checked_params(params: dict) -> dict:
+    """A predictor file's hyper-parameters, each of a known name, type and range."""
+    params = dict(params)
+    unknown = set(params) - {"estimator", "overhead_us", *PARAM_BOUNDS}
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}")
+    if params.get("estimator", "trees") not in ("trees", "boosting"):
+        raise ValueError(f"estimator {params['estimator']!r} is not 'trees' or 'boosting'")
+    for name, (low, high) in PARAM_BOUNDS.items():
+        value = params.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} is {value!r}, not a whole number within [{low}, {high}]")
+    overhead = params.get("overhead_us", 0.0)
+    if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) or not 0 <= overhead <= 1e8:
+        raise ValueError(f"overhead_us is {overhead!r}, not a latency in us")
+    return params
 
 
 def lut_identity(lut: LUT, path: str | Path) -> dict:

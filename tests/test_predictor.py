@@ -14,6 +14,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 from test_cli import assert_one_line_error
 
 from latprof.adaptive import ROUNDS_FILE, AdaptivePlan, adaptive_profile
+from latprof.errors import LatprofError
 from latprof.lut import build_lut
 from latprof.network import Network
 from latprof.ops import OpSpec
@@ -210,6 +211,24 @@ def test_cli_refuses_a_bad_predictor_file(run_cli, lut_path, trained, tmp_path, 
         path.write_text(json.dumps({"format": "something-else"}))
     result = run_cli("predict", "mobilenetv2", "--lut", lut_path, "--predictor", path)
     assert_one_line_error(result, str(path), "no such predictor" if damage == "missing" else "predictor train")
+
+
+@pytest.mark.parametrize("change", [{"params": {"n_estimators": 10**9}}, {"params": {"n_estimators": "200"}},
+                                    {"params": {"estimator": "forest"}}, {"params": {"max_depth": 3}},
+                                    {"params": {"overhead_us": float("inf")}}, {"check": {"keys": 5}},
+                                    {"check": {"keys": [["CONV_2D"]], "latency_us": [1.0]}}])
+def test_a_predictor_file_asking_for_nonsense_is_refused_at_once(trained, tmp_path, change):
+    """A billion trees would hang the re-fit; a malformed check block raised a traceback."""
+    from latprof.predictor import TrainedPredictor
+
+    path = tmp_path / "bad.json"
+    trained.save(path)
+    document = json.loads(path.read_text())
+    for field, value in change.items():
+        document[field] = {**document[field], **value} if field == "params" else value
+    path.write_text(json.dumps(document))
+    with pytest.raises(LatprofError, match="corrupt or foreign predictor file"):
+        TrainedPredictor.load(path)
 
 
 def test_cli_refuses_a_predictor_of_other_provenance(run_cli, tiny_lut_path, trained, tmp_path):
