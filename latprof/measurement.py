@@ -106,6 +106,18 @@ def neighbour_pace(bursts: Sequence[tuple[int, float]], neighbours: int = PACE_N
     return pace
 
 
+def paces_by_model(order: Sequence[int], per_round: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """Per model, the pace (:func:`neighbour_pace`) of each of its rounds, from the models in the
+    order they were timed and each model's round values, in that order."""
+    seen = [0] * len(per_round)
+    bursts = []
+    for model in order:
+        bursts.append((model, per_round[model][seen[model]]))
+        seen[model] += 1
+    pace, order = neighbour_pace(bursts), np.asarray(order)
+    return [pace[order == model] for model in range(len(per_round))]
+
+
 @dataclass(frozen=True)
 class Timing:
     """Robust statistics of one model's latency, in microseconds."""

@@ -32,7 +32,7 @@ from latprof.jsonl import TMP_SUFFIX, append_jsonl, read_jsonl, write_json
 from latprof.locks import LOCK_FILE, folder_lock
 from latprof.measurement import NetworkProfile, Provenance, Timing
 from latprof.ops import OpSpec
-from latprof.reference import REFERENCE_FILE, REFERENCE_NETWORKS, pace_us, record_references, reference_models
+from latprof.reference import REFERENCE_NETWORKS, append_references, pace_us, record_references, reference_models
 from latprof.timing import IN_NETWORK
 
 RUN_FILE, MEASUREMENTS_FILE = "run.json", "measurements.jsonl"
@@ -262,8 +262,7 @@ def _profile_networks(models: dict[str, Path], device, run_dir: Path, cache: Mod
             if not timed:
                 raise LatprofError(f"the reference networks could not be profiled ({'; '.join(unsupported.values())}); "
                                    "re-run the command, and report the error if it stays")
-            append_jsonl(run_dir / REFERENCE_FILE, [{"target": target, "latency_us": latency, "time": stamp}
-                                                    for target, latency in timed.items()])
+            append_references(run_dir, timed)
             pace = {"pace_us": round(pace_us(timed), 3)}
         lines = []
         for name in chunk:

@@ -47,9 +47,15 @@ def record_references(run_dir: str | Path, device, cache: ModelCache, dtype: str
     """Time the reference networks now and append them to the run folder, stamped with the time."""
     paths = reference_models(REFERENCE_NETWORKS, dtype, cache)
     timings = device.measure_models([paths[t] for t in REFERENCE_NETWORKS])
+    append_references(run_dir, {target: timing.latency_us for target, timing in zip(REFERENCE_NETWORKS, timings)})
+
+
+def append_references(run_dir: str | Path, latencies_us: dict[str, float]) -> None:
+    """Append the reference networks' latencies (by architecture string) to the run folder,
+    stamped with the time."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    append_jsonl(Path(run_dir) / REFERENCE_FILE, [{"target": target, "latency_us": timing.latency_us, "time": stamp}
-                                                   for target, timing in zip(REFERENCE_NETWORKS, timings)])
+    append_jsonl(Path(run_dir) / REFERENCE_FILE, [{"target": target, "latency_us": latency, "time": stamp}
+                                                   for target, latency in latencies_us.items()])
 
 
 def read_references(run_dir: str | Path) -> list[dict]:

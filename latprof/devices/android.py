@@ -44,7 +44,7 @@ from latprof.adb import Phone, quote
 from latprof.benchmark_output import BenchmarkRun, format_flags, network_operators, parse_benchmark_output
 from latprof.devices.base import Device, DeviceConfig, Progress, _no_progress
 from latprof.errors import LatprofError
-from latprof.measurement import NetworkProfile, Provenance, Timing, neighbour_pace
+from latprof.measurement import NetworkProfile, Provenance, Timing, paces_by_model
 from latprof.ops import OpSpec
 from latprof.timing import IN_NETWORK, ISOLATED, method_tag
 
@@ -536,22 +536,20 @@ def measure_in_rounds(names: list[str], rounds: int, run_round: Callable[[list[s
     each model the speed of its own moment.  (Without ``paced``, the plain median: a farm's round
     runs on several phones at once, whose speeds are not one.)"""
     rng = np.random.default_rng(0)
-    sequence: list[tuple[int, float]] = []
-    results: dict[str, list[Timing]] = {name: [] for name in names}
+    order: list[int] = []  # the models (by index) in the order they ran
+    results: list[list[Timing]] = [[] for _ in names]
     for index in range(rounds):
-        order = list(names) if index == 0 else [names[i] for i in rng.permutation(len(names))]
-        timed = run_round(order, lambda done, base=index * len(names): progress((base + done) // rounds))
-        for name in order:
-            results[name].append(timed[name])
-            sequence.append((names.index(name), timed[name].latency_us))
-    pace = neighbour_pace(sequence) if paced else np.ones(len(sequence))
-    paces: dict[str, list[float]] = {name: [] for name in names}
-    for (model, _), value in zip(sequence, pace):
-        paces[names[model]].append(float(value))
+        round_order = list(range(len(names))) if index == 0 else rng.permutation(len(names)).tolist()
+        timed = run_round([names[i] for i in round_order],
+                          lambda done, base=index * len(names): progress((base + done) // rounds))
+        for model in round_order:
+            results[model].append(timed[names[model]])
+        order += round_order
+    latencies = [[t.latency_us for t in runs] for runs in results]
+    paces = paces_by_model(order, latencies) if paced else [np.ones(rounds) for _ in names]
     timings = {}
-    for name in names:
-        runs = results[name]
-        latency = float(np.median([t.latency_us / p for t, p in zip(runs, paces[name])]))
+    for name, runs, values, pace in zip(names, results, latencies, paces):
+        latency = float(np.median(np.divide(values, pace)))
         timings[name] = Timing(latency, float(np.median([t.median_us for t in runs])), min(t.p5_us for t in runs),
                                max(t.p95_us for t in runs), sum(t.runs for t in runs),
                                {**runs[-1].conditions, "rounds": rounds,

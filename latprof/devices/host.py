@@ -26,7 +26,7 @@ import numpy as np
 
 from latprof.devices.base import Device, DeviceConfig, Progress, _no_progress
 from latprof.errors import LatprofError
-from latprof.measurement import NetworkProfile, Provenance, Timing, known_within, neighbour_pace, quantile_uncertainty_us
+from latprof.measurement import NetworkProfile, Provenance, Timing, known_within, paces_by_model, quantile_uncertainty_us
 from latprof.native import quiet_native_output
 from latprof.ops import OpSpec
 from latprof.timing import IN_NETWORK, ISOLATED, method_tag
@@ -236,9 +236,8 @@ class HostDevice(Device):
 
         order = self._interleave(len(loaded), time_one,
                                  lambda index: not (s.stable(whole[index]) and s.stable(sums[index])))
-        paces = _paces(order, whole)
-        return [(np.divide(w, pace), np.divide(x, np.repeat(pace, len(x) // len(w))), [np.divide(v, pace) for v in ops])
-                for w, x, ops, pace in zip(whole, samples, op_rounds, paces)]
+        return [(*_paced(w, x, pace), [np.divide(v, pace) for v in ops])
+                for w, x, ops, pace in zip(whole, samples, op_rounds, paces_by_model(order, whole))]
 
     @contextmanager
     def _pinned(self):
@@ -278,9 +277,8 @@ class HostDevice(Device):
             samples[index] += burst
 
         order = self._interleave(len(loaded), time_one, lambda index: not s.stable(per_round[index]))
-        paces = _paces(order, per_round)
-        return [Timing.from_rounds(np.divide(r, pace), np.divide(x, np.repeat(pace, len(x) // len(r))), s.quantile)
-                for r, x, pace in zip(per_round, samples, paces)]
+        return [Timing.from_rounds(*_paced(r, x, pace), s.quantile)
+                for r, x, pace in zip(per_round, samples, paces_by_model(order, per_round))]
 
     def burst(self, model: Loaded) -> int:
         """Invokes in a round: at least BURST and BURST_US of the model, sized by its fastest warm invoke."""
@@ -308,16 +306,9 @@ class HostDevice(Device):
         return order
 
 
-def _paces(order: list[int], per_round: list[list[float]]) -> list[np.ndarray]:
-    """Per model, the machine's pace in each of its rounds (``neighbour_pace``), from the models
-    in the order they were timed and each model's round values."""
-    seen = [0] * len(per_round)
-    bursts = []
-    for index in order:
-        bursts.append((index, per_round[index][seen[index]]))
-        seen[index] += 1
-    pace = neighbour_pace(bursts)
-    return [pace[[position for position, index in enumerate(order) if index == model]] for model in range(len(per_round))]
+def _paced(round_values: list[float], samples: list[float], pace: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A model's round values and samples (the same number each round) divided by its rounds' pace."""
+    return np.divide(round_values, pace), np.divide(samples, np.repeat(pace, len(samples) // len(round_values)))
 
 
 @dataclass
