@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from latprof.devices.base import DeviceConfig
@@ -244,9 +245,11 @@ def table_from_records(data: pd.DataFrame, pace: float | None = None) -> tuple[p
 
     - Ops timed inside networks are shares of a network, not models that each paid an invoke:
       their rows get the overhead (one invoke, the tiny model timed whole) added.  What a network
-      takes beyond the invoke and the sum of its ops goes to its ops in proportion: every share
-      is scaled by the median over networks of (network - invoke) / (sum of its ops).  The
-      remainder grows with the network, so one constant per network would overstate small ones.
+      takes beyond the invoke and the sum of its ops goes to its ops in proportion: each share is
+      scaled by its network's (network - invoke) / (sum of its ops), so that a profiled network's
+      rows add up to its own whole time.  The remainder grows with the network, so one constant
+      per network would overstate small ones; and it differs between networks by more than the
+      whole times' noise, so one scale for all would miss each network by several percent.
     - Ops timed as single-op models in an in-network run (specs no profiled network holds) ran
       with their weights and input in the core's caches, which a network does not give them.
       The run also timed some of its networks' ops that way; per op type, the median ratio of
@@ -275,15 +278,20 @@ def table_from_records(data: pd.DataFrame, pace: float | None = None) -> tuple[p
     calibration: dict[str, dict] = {}
     if residual.any():  # ops timed inside networks: their shares, scaled to add up to the networks
         lines = data[residual]
-        scale = float(((lines["network_us"] - overhead) / (lines["network_us"] - lines["latency_us"])).median())
-        if not scale > 0:
+        scales = (lines["network_us"] - overhead) / (lines["network_us"] - lines["latency_us"])
+        if not (scales > 0).all():
             raise LatprofError("the runs' networks took less than their invoke; re-run 'latprof profile' on them")
-        shares = networks & ~residual
+        # A network's lines end with its residual line, so the residual lines before an op's line
+        # number the network it belongs to (a network profiled in two runs is two networks); the
+        # lines of a network cut short by a kill, which has no residual line, are left out.
+        position = (residual.cumsum() - residual).to_numpy()
+        owner = lines["network"].to_numpy()[np.minimum(position, len(lines) - 1)]
+        shares = (networks & ~residual & (data["network"].to_numpy() == owner) & (position < len(lines))).to_numpy()
         for column in STATISTICS:
-            data.loc[shares, column] = scale * data.loc[shares, column] + overhead
+            data.loc[shares, column] = scales.to_numpy()[position[shares]] * data.loc[shares, column] + overhead
         data.loc[shares, "source"] = IN_NETWORK_SOURCE
-        data = data[~residual]
-        networks, isolated = networks[~residual], isolated[~residual]
+        kept = (~networks | shares).to_numpy()
+        data, networks, isolated = data[kept], networks[kept], isolated[kept]
     if isolated.any():
         in_network = data[networks].groupby("key")["latency_us"].median()
         alone = data[isolated]

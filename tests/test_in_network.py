@@ -108,8 +108,8 @@ def test_host_profiles_networks_and_reports_the_ones_it_cannot(host_device, se_m
     assert profiled.model == str(se_model) and len(profiled.ops) == len(ops)
     assert profiled.latency.latency_us > 0 and all(op.latency_us >= 0 for op in profiled.ops)
     assert profiled.residual_us == pytest.approx(profiled.latency.latency_us - sum(op.latency_us for op in profiled.ops))
-    # the whole network and its ops are timed in the same rounds
-    assert profiled.latency.conditions["rounds"] == profiled.ops[0].conditions["rounds"] >= host_device.settings.rounds
+    # the whole network is timed as measure_models times it, its ops over rounds of their own
+    assert min(profiled.latency.conditions["rounds"], profiled.ops[0].conditions["rounds"]) >= host_device.settings.rounds
     assert list(failed) == [str(truncated)] and "truncated" in failed[str(truncated)]
 
 

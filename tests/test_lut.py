@@ -185,6 +185,28 @@ def test_a_network_is_shared_over_its_ops_in_proportion():
     assert RESIDUAL_KEY not in table.index and set(table["source"]) == {IN_NETWORK_SOURCE, ISOLATED_SOURCE}
 
 
+def test_each_network_adds_up_to_its_own_whole_time():
+    """Networks whose whole time exceeds their ops by different shares (one even took less than
+    them) each get their own scale: a network's rows add up to its whole time, an op shared by
+    two takes the median of its scaled shares, and the lines of a network cut short before its
+    residual line (a killed run) are left out."""
+    table, overhead, _ = table_from_records(_records([
+        {**INVOKE, "latency_us": 1.0},
+        {"key": "a", "op": "CONV_2D", "latency_us": 100.0, "network": "slow"},
+        {"key": "b", "op": "CONV_2D", "latency_us": 100.0, "network": "slow"},
+        {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": 21.0, "network_us": 221.0, "network": "slow"},
+        {"key": "c", "op": "CONV_2D", "latency_us": 1.0e6, "network": "killed"},
+        {"key": "a", "op": "CONV_2D", "latency_us": 100.0, "network": "fast"},
+        {"key": "d", "op": "CONV_2D", "latency_us": 300.0, "network": "fast"},
+        {"key": RESIDUAL_KEY, "op": "INVOKE", "latency_us": -19.0, "network_us": 381.0, "network": "fast"},
+    ]))
+    shares = table["latency_us"] - overhead
+    assert shares["b"] == pytest.approx(1.10 * 100.0)
+    assert shares["d"] == pytest.approx(0.95 * 300.0)
+    assert shares["a"] == pytest.approx((1.10 * 100.0 + 0.95 * 100.0) / 2)
+    assert "c" not in table.index
+
+
 def test_an_isolated_run_is_its_times():
     table, overhead, calibration = table_from_records(_records([
         INVOKE, {"key": "a", "op": "CONV_2D", "latency_us": 12.0}, {"key": "a", "op": "CONV_2D", "latency_us": 16.0}]))

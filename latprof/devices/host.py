@@ -174,9 +174,11 @@ class HostDevice(Device):
         input sit wherever the ops before it left them, and no cache state a microbenchmark sets
         up matches that on every CPU (docs/timing.md).  So the networks themselves are run,
         compiled by LiteRT with its profiler on, and XNNPACK's own time for each operator is its
-        op's (``latprof.attribution``).  In the same rounds, each network is timed whole with the
-        interpreter, as :meth:`measure_models` times it, which gives what it takes beyond the sum
-        of its ops (``NetworkProfile.residual_us``)."""
+        op's (``latprof.attribution``).  Then, in the same chunk, the networks are timed whole
+        exactly as :meth:`measure_models` (and so ``validate``) times them: a network's whole time
+        is the figure a LUT must add up to, and timing it between profiled runs (which evict the
+        interpreter's weights) measured each network a few percent off, differently for each.
+        What a network takes beyond the sum of its ops is ``NetworkProfile.residual_us``."""
         from latprof.attribution import attribute
         from latprof.litert_profiler import ProfiledModel
 
@@ -197,35 +199,28 @@ class HostDevice(Device):
                             failed[str(model)] = str(exc)
                             continue
                         chunk.append((candidate, list(model_ops)))
-                    loaded = [self.load(candidate.path) for candidate, _ in chunk]
-                    per_round = self._profiled_rounds(loaded, chunk, attribute)
+                    op_rounds = self._profiled_rounds(chunk, attribute)
                 finally:
                     for model in profiled:
                         model.close()
-                for (candidate, _), (whole, whole_samples, op_rounds) in zip(chunk, per_round):
-                    op_timings = [Timing.from_rounds(values, values, s.quantile, positive=False) for values in op_rounds]
-                    profiles.append(NetworkProfile(str(candidate.path), Timing.from_rounds(whole, whole_samples, s.quantile),
-                                                   op_timings))
+                wholes = self._timed([self.load(candidate.path) for candidate, _ in chunk])
+                for (candidate, _), whole, rounds in zip(chunk, wholes, op_rounds):
+                    op_timings = [Timing.from_rounds(values, values, s.quantile, positive=False) for values in rounds]
+                    profiles.append(NetworkProfile(str(candidate.path), whole, op_timings))
                 progress(len(profiles) + len(failed))
         return profiles, failed
 
-    def _profiled_rounds(self, loaded: list[Loaded], profiled: list[tuple], attribute) -> list[tuple]:
-        """Rounds over the networks (as :meth:`_interleave` runs them); in each, a network is timed
-        whole (a steady burst, as measure_models) and then profiled for PROFILED_RUNS runs, the
-        first run after the burst left untimed.  A network goes on while its whole time or the
-        sum of its ops is unsure.  Per network: the whole time's round values and samples, and
-        per op its round values (the mean over the profiled runs)."""
+    def _profiled_rounds(self, profiled: list[tuple], attribute) -> list[list[np.ndarray]]:
+        """Rounds over the networks (as :meth:`_interleave` runs them); in each, a network is
+        profiled for PROFILED_RUNS runs, the first run after the previous network's left untimed.
+        A network goes on while the sum of its ops is unsure.  Per network, per op, its round
+        values (the mean over the profiled runs), put on the call's usual speed by the pace of the
+        rounds around it (the sums of the other networks' ops)."""
         s = self.settings
-        bursts = [self.burst(m) for m in loaded]
-        whole: list[list[float]] = [[] for _ in loaded]
-        samples: list[list[float]] = [[] for _ in loaded]
         op_rounds = [[[] for _ in network_ops] for _, network_ops in profiled]
-        sums: list[list[float]] = [[] for _ in loaded]
+        sums: list[list[float]] = [[] for _ in profiled]
 
         def time_one(index: int) -> None:
-            burst = loaded[index].round_samples(bursts[index])
-            whole[index].append(float(np.median(burst)))
-            samples[index] += burst
             model, network_ops = profiled[index]
             model.run()
             means = np.mean([attribute(network_ops, run, str(model.path))
@@ -234,10 +229,8 @@ class HostDevice(Device):
                 values.append(float(mean))
             sums[index].append(float(means.sum()))
 
-        order = self._interleave(len(loaded), time_one,
-                                 lambda index: not (s.stable(whole[index]) and s.stable(sums[index])))
-        return [(*_paced(w, x, pace), [np.divide(v, pace) for v in ops])
-                for w, x, ops, pace in zip(whole, samples, op_rounds, paces_by_model(order, whole))]
+        order = self._interleave(len(profiled), time_one, lambda index: not s.stable(sums[index]))
+        return [[np.divide(values, pace) for values in ops] for ops, pace in zip(op_rounds, paces_by_model(order, sums))]
 
     @contextmanager
     def _pinned(self):
