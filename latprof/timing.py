@@ -2,7 +2,7 @@
 
 - ``in-network`` (the default everywhere): an op's time is the runtime's own per-op profile of
   whole networks that hold it (LiteRT's profiler on the host, ``benchmark_model
-  --enable_op_profiling`` on a phone), with each network also timed whole in the same rounds.
+  --enable_op_profiling`` on a phone), with each network also timed whole as any model is.
   Its LUT rows are an op's time in context plus the invoke overhead.
 - ``isolated``: each op is a single-op model timed on its own, in steady state, as
   ``benchmark_model`` times any model.  What a device that cannot profile ops inside networks

@@ -175,7 +175,7 @@ def test_isolated_times_each_op_model_once_with_provenance(logged_phone, stand_i
 
 
 def test_in_network_profiles_real_networks_op_by_op(logged_phone, stand_in, networks, network_ops):
-    """Each network is timed whole and profiled once, and every op gets its time inside it.  (How
+    """Each network is profiled once and timed whole in rounds, and every op gets its time inside it.  (How
     well the ops add up to the network is a figure of the shared host's speed: bench/phone_loopback.py.)"""
     settings = PhoneSettings(warmup_runs=3, warmup_min_secs=0.2, num_runs=20, min_secs=0.5)
     phone = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings)
@@ -188,16 +188,19 @@ def test_in_network_profiles_real_networks_op_by_op(logged_phone, stand_in, netw
         convolutions = [t.latency_us for t, spec in zip(profile.ops, ops) if spec.op == "CONV_2D"]
         assert max(convolutions) > 0 and profile.latency.conditions["before_thermal"] == "0"
         assert profile.ops[0].runs >= 20 and profile.ops[0].conditions["statistic"] == "op profile avg"
-    # Two runs of each network: one timed whole, one with op profiling.
-    assert Counter(calls(logged_phone)) == {on_phone(path): 2 for path in networks}
+        assert profile.latency.conditions["rounds"] == settings.rounds
+    # One run of each network with op profiling, then one a round timed whole, as measure_models times it.
+    assert Counter(calls(logged_phone)) == {on_phone(path): 1 + settings.rounds for path in networks}
     provenance = phone.provenance()
     assert provenance.method.startswith("in-network/1 (") and "--enable_op_profiling=true" in provenance.method
     assert "--num_threads=1" in provenance.method and "--use_xnnpack=true" in provenance.method
 
-    # Both results stay on the phone: the same request, by another device object, runs nothing.
+    # The op tables stay on the phone: the same request, by another device object, profiles
+    # nothing again; the networks are timed whole now, as any measurement of a model is.
     assert not jobs(logged_phone)
     again, _ = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings).profile_networks(networks, network_ops)
-    assert [p.ops for p in again] == [p.ops for p in profiles] and len(calls(logged_phone)) == 2 * len(networks)
+    assert [p.ops for p in again] == [p.ops for p in profiles]
+    assert len(calls(logged_phone)) == (1 + 2 * settings.rounds) * len(networks)
 
 
 def test_a_delegate_without_per_operator_rows_fails_the_network_with_the_reason(phone_factory, stand_in, networks,
@@ -235,8 +238,9 @@ def test_in_network_resumes_after_a_killed_host_without_running_anything_twice(l
     settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0.5)
     profiles, failed = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings).profile_networks(networks,
                                                                                                    network_ops)
+    # The killed job's op profiles are kept and its job resumes; then each network is timed whole once a round.
     assert failed == {} and len(profiles) == len(networks)
-    assert Counter(calls(logged_phone)) == {on_phone(path): 2 for path in networks}
+    assert Counter(calls(logged_phone)) == {on_phone(path): 1 + settings.rounds for path in networks}
     assert not jobs(logged_phone)
 
 

@@ -308,13 +308,20 @@ class AndroidDevice(Device):
 
     def profile_networks(self, models: Sequence[Path], ops: Sequence[Sequence[OpSpec]],
                          progress: Progress = _no_progress) -> tuple[list[NetworkProfile], dict[str, str]]:
-        """Each network timed whole, then profiled op by op (two jobs, both resumable: results the
-        phone holds are reused); a network that failed to run, or whose op table cannot be mapped
-        to its ops, is reported with the reason."""
+        """Each network profiled op by op (one job, resumable: results the phone holds are
+        reused), then the networks that ran timed whole exactly as :meth:`measure_models` (and so
+        ``validate``) times them, in rounds: a network's whole time is the figure its LUT rows
+        must add up to, and one run of it takes the phone's speed of its own moment.  A network
+        that failed to run, or whose op table cannot be mapped to its ops, is reported with the
+        reason."""
         self._require_in_network()
         names = [file_sha256(model) for model in models]
-        wholes, tables = self.profile_results(dict(zip(names, map(Path, models))), progress)
-        return network_profiles(models, names, ops, wholes, tables)
+        files = dict(zip(names, map(Path, models)))
+        tables = self.run_job(files, lambda done: progress(done // 2), profiling=True, tolerant=True)
+        ran = [name for name in names if isinstance(tables[name], OpTable)]
+        timed = self.measure_models([files[name] for name in ran],
+                                    lambda done: progress((len(names) + done) // 2))
+        return network_profiles(models, names, ops, dict(zip(ran, timed)), tables)
 
     def _require_in_network(self) -> None:
         if self.config.method != IN_NETWORK:
@@ -323,9 +330,9 @@ class AndroidDevice(Device):
 
     def profile_results(self, models: dict[str, Path], progress: Progress = _no_progress
                         ) -> tuple[dict[str, Result], dict[str, Result]]:
-        """The whole-network timings, then the op-profiling runs of the networks that ran, by
-        sha256; a model benchmark_model failed on has its ModelFailed.  Progress counts a network
-        as half done once timed whole."""
+        """The whole-network timings (one run each), then the op-profiling runs of the networks
+        that ran, by sha256, as a farm's phone profiles its share; a model benchmark_model failed
+        on has its ModelFailed.  Progress counts a network as half done once timed whole."""
         wholes = self.run_job(models, lambda done: progress(done // 2), tolerant=True)
         ran = {name: path for name, path in models.items() if isinstance(wholes[name], Timing)}
         skipped = len(models) - len(ran)

@@ -36,7 +36,7 @@ CHUNK = 256  # interpreters held at once; also the models whose rounds interleav
 BURST, BURST_US = 3, 2000.0
 PROFILED_RUNS = 3  # in-network: profiled runs of a network a round; an op's round value is their mean
 IN_NETWORK_HOW = ("XNNPACK's per-operator times inside whole networks, read through LiteRT's profiler; each "
-                  "network timed whole in the same rounds")
+                  "network then timed whole as models are measured")
 ISOLATED_HOW = "single-op models timed in steady bursts, interleaved over rounds"
 
 
