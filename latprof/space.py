@@ -16,8 +16,8 @@ from latprof.errors import LatprofError
 from latprof.network import LayerSpec, block_layers, head_layer, same_out, stem_layer
 from latprof.ops import OpSpec
 
-# conv op name -> (expand ratio, regular conv)
-CONV_OPS = {"conv": (1, True), "dwconv": (1, False), "mbconv3": (3, False), "mbconv6": (6, False)}
+# conv op name -> (expand ratio, regular conv); "mbconv_eN" is the paper's MBConvN
+CONV_OPS = {"conv": (1, True), "dwconv": (1, False), "mbconv_e3": (3, False), "mbconv_e6": (6, False)}
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class SearchSpace:
     base_widths: tuple[int, ...] = (16, 24, 32, 64, 96, 160, 320)
     base_layers: tuple[int, ...] = (1, 2, 3, 4, 3, 3, 1)
     strides: tuple[int, ...] = (1, 2, 2, 2, 1, 2, 1)
-    conv_ops: tuple[str, ...] = ("conv", "dwconv", "mbconv3", "mbconv6")
+    conv_ops: tuple[str, ...] = ("conv", "dwconv", "mbconv_e3", "mbconv_e6")
     kernels: tuple[int, ...] = (3, 5)
     se_ratios: tuple[float, ...] = (0.0, 0.25)
     skips: tuple[str, ...] = (SKIP_POOL, SKIP_IDENTITY, SKIP_NONE)

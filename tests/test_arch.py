@@ -145,7 +145,7 @@ def test_decode_values():
     names = [c.name for c in choices]
     decisions[names.index("resolution")] = space.resolutions.index(192)
     decisions[names.index("multiplier")] = space.multipliers.index(0.75)
-    decisions[names.index("b2.conv_op")] = space.conv_ops.index("mbconv6")
+    decisions[names.index("b2.conv_op")] = space.conv_ops.index("mbconv_e6")
     decisions[names.index("b2.kernel")] = 1
     decisions[names.index("b2.se")] = 1
     decisions[names.index("b2.skip")] = space.skips.index("none")
