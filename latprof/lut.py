@@ -134,9 +134,7 @@ class LUT:
                                    "profile the device again with 'latprof profile' and build a new LUT from that run")
             if document.get("version") != VERSION:
                 raise ValueError(f"version {document.get('version')} is not {VERSION}")
-            table = pd.DataFrame(document["rows"], columns=document["columns"]).set_index("key")
-            if not {"latency_us", "op"} <= set(table.columns):
-                raise ValueError("rows lack latency_us or op")
+            table = _table(document["columns"], document["rows"])
             for column in ("latency_us", *STATISTICS[1:]):
                 if column in table.columns:
                     table[column] = _latencies(table[column], column, positive=column == "latency_us")
@@ -163,6 +161,25 @@ class LUT:
             raise LatprofError(f"{path} mixes runs of different provenance ({mixed[0]}); pass --allow-mixed to use it "
                                "anyway, or build one LUT per provenance")
         return lut
+
+
+def _table(columns, rows) -> pd.DataFrame:
+    """A LUT file's rows as a table indexed by op key, the shape and the text columns checked (the
+    numbers are checked by the caller)."""
+    if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)
+            and {"key", "latency_us", "op"} <= set(columns)):
+        raise ValueError("columns must be distinct names, key, op and latency_us among them")
+    if not (isinstance(rows, list) and all(isinstance(row, list) and len(row) == len(columns) for row in rows)):
+        raise ValueError(f"rows must be lists of {len(columns)} values, one per column")
+    table = pd.DataFrame(rows, columns=columns).set_index("key")
+    for column in ("key", "op", "source"):
+        values = table.index if column == "key" else table.get(column, pd.Series(dtype=object))
+        bad = [value for value in values if not (isinstance(value, str) and value)]
+        if bad:
+            raise ValueError(f"a row's {column} is {bad[0]!r}, not a name")
+    if table.index.has_duplicates:
+        raise ValueError(f"op {table.index[table.index.duplicated()][0]!r} has two rows")
+    return table
 
 
 def build_lut(run_dirs: list[str | Path], allow_mixed: bool = False) -> LUT:

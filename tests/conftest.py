@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
-_SANDBOX = Path(tempfile.mkdtemp(prefix="latprof-tests-"))
+# pytest-xdist's workers inherit the sandbox of the process that started them, so that a model is
+# converted once per test run, not once per worker; only that process removes it.
+_OWNER = "LATPROF_TEST_SANDBOX" not in os.environ
+_SANDBOX = Path(os.environ.setdefault("LATPROF_TEST_SANDBOX", tempfile.mkdtemp(prefix="latprof-tests-")))
 for _name, _sub in (("LATPROF_CACHE", "latprof-cache"), ("KERAS_HOME", "keras"), ("MPLCONFIGDIR", "mpl")):
-    (_SANDBOX / _sub).mkdir()
+    (_SANDBOX / _sub).mkdir(exist_ok=True)
     os.environ[_name] = str(_SANDBOX / _sub)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -39,7 +42,8 @@ EXTRA_OPS = 4
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_SANDBOX, ignore_errors=True)
+    if _OWNER:
+        shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -58,8 +58,9 @@ HOW = {ISOLATED: f"single-op models timed whole by benchmark_model; {HYGIENE}",
                    "table (XNNPACK's own operators, or the builtin kernels without XNNPACK), mapped to the "
                    "network's ops and scaled by the profiled runs' median over their mean; each network also "
                    f"timed whole without profiling; {HYGIENE}"}
-# ELF e_machine -> Android ABI, to refuse a binary the phone cannot run before anything is pushed.
-ELF_ABIS = {183: "arm64-v8a", 40: "armeabi-v7a", 62: "x86_64", 3: "x86"}
+# ELF e_machine -> Android ABI family (an ABI's name up to its first dash), to refuse a binary the
+# phone cannot run before anything is pushed.
+ELF_ABI_FAMILIES = {183: "arm64", 40: "armeabi", 62: "x86_64", 3: "x86"}
 POLL_SECONDS = 0.5
 RESTARTS = 3  # a measurement loop that stops this often without progress is a broken setup
 
@@ -145,11 +146,12 @@ def file_sha256(path: str | Path) -> str:
 
 
 def elf_abi(data: bytes) -> str | None:
-    """The Android ABI an ELF executable is built for; None for a script or unknown machine."""
+    """The Android ABI family an ELF executable is built for (``ELF_ABI_FAMILIES``); None for a
+    script."""
     if len(data) < 20 or data[:4] != b"\x7fELF":
         return None
     machine = struct.unpack_from("<H" if data[5] == 1 else ">H", data, 18)[0]
-    return ELF_ABIS.get(machine, f"ELF machine {machine}")
+    return ELF_ABI_FAMILIES.get(machine, f"ELF machine {machine}")
 
 
 def phone_info(phone: Phone, threads: int = 1) -> PhoneInfo:
@@ -234,7 +236,7 @@ class AndroidDevice(Device):
         """Checks that the binary runs on the phone, pushing it first; before anything else."""
         info = self.info
         built_for = elf_abi(self.binary.read_bytes()[:64])
-        if built_for is not None and built_for not in info.abilist:
+        if built_for is not None and built_for not in {abi.split("-")[0] for abi in info.abilist}:
             raise LatprofError(f"{self.binary} is built for {built_for} but phone {self.serial} runs "
                                f"{', '.join(info.abilist) or 'an unknown ABI'}: use the benchmark_model build for "
                                "the phone's ABI")

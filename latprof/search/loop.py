@@ -9,12 +9,16 @@ candidates asked but not in the log are trained again, nothing else is repeated.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
+from types import UnionType
+from typing import Union, get_args, get_origin, get_type_hints
 
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
@@ -37,9 +41,6 @@ class SearchDevice:
     config: dict = field(default_factory=dict)
     benchmark_binary: str | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict) -> SearchDevice:
-        return cls(tuple(data["names"]), dict(data["config"]), data.get("benchmark_binary"))
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,18 @@ class SearchConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __post_init__(self) -> None:
+        if not (self.target_ms > 0 and self.budget >= 1 and self.workers >= 1):
+            raise ValueError("the target, budget and workers must be positive")
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f"unknown controller {self.controller!r}")
+        if self.reject_outside is not None and not self.reject_outside > 1:
+            raise ValueError(f"reject_outside is {self.reject_outside}, not a factor above 1")
+
     @classmethod
     def from_dict(cls, data: dict) -> SearchConfig:
-        return cls(**{**data, "train": TrainSettings(**data["train"]),
-                      "device": SearchDevice.from_dict(data.get("device", {"names": ["host"], "config": {}}))})
+        """A search description as ``to_dict`` wrote it, every field of the right type (ValueError if not)."""
+        return typed(cls, data, "the search description")
 
 
 @dataclass
@@ -85,18 +94,114 @@ class SearchProgress:
     seconds: float
 
 
+def typed(cls, data, where: str):
+    """``cls`` (a dataclass) from JSON ``data``, each field checked against its type hint (int,
+    float, str, bool, dict, tuple of str, a nested dataclass, or one of them or None); a missing
+    field takes its default.  A ValueError says which field is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} is {type(data).__name__}, not an object")
+    hints = get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints), key=str)
+    if unknown:
+        raise ValueError(f"{where} has an unknown field {unknown[0]!r}")
+    try:
+        return cls(**{name: _typed_value(data[name], hints[name], f"{where}: {name}") for name in data})
+    except TypeError as exc:  # a field without a default is missing
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _typed_value(value, hint, where: str):
+    if is_dataclass(hint):
+        return typed(hint, value, where)
+    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    hint = next(option for option in options if option is not type(None))
+    if get_origin(hint) is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    plain = {float: (int, float), int: (int,), str: (str,), bool: (bool,), dict: (dict,)}.get(hint, ())
+    if isinstance(value, plain) and (hint is bool or not isinstance(value, bool)) and \
+            (hint is not float or math.isfinite(value)):
+        return float(value) if hint is float else value
+    raise ValueError(f"{where} is {value!r}, not {getattr(hint, '__name__', hint)}")
+
+
 def load_config(out_dir: Path) -> SearchConfig:
     path = Path(out_dir) / CONFIG_FILE
     if not path.is_file():
         raise LatprofError(f"{out_dir}: not a search folder (no {CONFIG_FILE}); start one with 'latprof search -o'")
     try:
         return SearchConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError, LatprofError) as exc:
         raise LatprofError(f"{path}: corrupt search description ({exc})") from None
 
 
-def read_log(out_dir: Path) -> list[dict]:
-    return read_jsonl(Path(out_dir) / LOG_FILE, required=("id", "arch", "reward"))
+def read_log(out_dir: Path, space=None) -> list[dict]:
+    """The finished evaluations, each checked (a line latprof could have written), ids unique;
+    with ``space``, their decisions must be candidates of it."""
+    path = Path(out_dir) / LOG_FILE
+    log = read_jsonl(path, required=("id", "arch", "reward", "rejected", "decisions", "latency_ms"))
+    seen = set()
+    for number, entry in enumerate(log, 1):
+        problem = _entry_problem(entry, space)
+        if not problem and entry["id"] in seen:
+            problem = f"evaluation {entry['id']} is logged twice"
+        if problem:
+            raise LatprofError(f"{path}: corrupt evaluation on line {number} ({problem}); restore the file, or "
+                               "start a new search")
+        seen.add(entry["id"])
+    return log
+
+
+def _entry_problem(entry: dict, space) -> str:
+    """What is wrong with a log line, or ""."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not (isinstance(entry["id"], int) and not isinstance(entry["id"], bool) and entry["id"] >= 0):
+        return f"id {entry['id']!r}"
+    if not isinstance(entry["arch"], str) or not isinstance(entry["rejected"], bool):
+        return "arch or rejected of the wrong type"
+    if not (number(entry["reward"]) and number(entry["latency_ms"]) and entry["latency_ms"] >= 0):
+        return "reward or latency not a number"
+    accuracy = entry.get("accuracy")
+    if not (accuracy is None and entry["rejected"] or number(accuracy) and 0 <= accuracy <= 1):
+        return f"accuracy {accuracy!r}"
+    if space is not None and not _candidate(entry["decisions"], space):
+        return f"decisions {entry['decisions']!r} are not a candidate of the space {space.name}"
+    return ""
+
+
+def _candidate(decisions, space) -> bool:
+    sizes = [len(choice.options) for choice in space.choices()]
+    return isinstance(decisions, list) and len(decisions) == len(sizes) and all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d < size for d, size in zip(decisions, sizes))
+
+
+def read_state(out_dir: Path, config: SearchConfig, space, log: list[dict]):
+    """The controller, the candidates asked (by id) and the ids told, from ``state.json``; each
+    checked: the controller's state must be one it could have written for this space, the asked
+    candidates candidates of it, and every logged evaluation one that was asked."""
+    path = Path(out_dir) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        controller = CONTROLLERS[config.controller].from_state(state["controller"])
+        if json.loads(json.dumps(controller.state())) != state["controller"]:
+            raise ValueError("the controller's state does not read back as written")
+        if controller.choices != [len(choice.options) for choice in space.choices()]:
+            raise ValueError(f"the controller chooses among {controller.choices}, not the space's options")
+        copy.deepcopy(controller).ask(1)
+        asked = {int(k): v for k, v in dict(state["asked"]).items()}
+        told = {int(i) for i in state["told"]}
+        if not all(k >= 0 and _candidate(v, space) for k, v in asked.items()):
+            raise ValueError("an asked candidate is not a candidate of the space")
+        if not told <= set(asked) or not {entry["id"] for entry in log} <= set(asked):
+            raise ValueError("an evaluation was told or logged but never asked")
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError,
+            LatprofError) as exc:
+        raise LatprofError(f"{path}: corrupt search state ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                           "; restore the file, or start a new search") from None
+    return controller, asked, told
 
 
 class _Search:
@@ -105,13 +210,9 @@ class _Search:
     def __init__(self, out_dir: Path, config: SearchConfig, resume: bool):
         self.out_dir, self.config = out_dir, config
         self.space = get_space(config.space)
-        self.log = read_log(out_dir) if resume else []
-        state_file = out_dir / STATE_FILE
-        if resume and state_file.is_file():
-            state = json.loads(state_file.read_text())
-            self.controller = CONTROLLERS[config.controller].from_state(state["controller"])
-            self.asked = {int(k): v for k, v in state["asked"].items()}
-            self.told = set(state["told"])
+        self.log = read_log(out_dir, self.space) if resume else []
+        if resume and ((out_dir / STATE_FILE).is_file() or self.log):
+            self.controller, self.asked, self.told = read_state(out_dir, config, self.space, self.log)
         else:
             sizes = [len(choice.options) for choice in self.space.choices()]
             self.controller = make_controller(config.controller, sizes, config.seed, **config.controller_options)
