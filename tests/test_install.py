@@ -32,7 +32,8 @@ def test_a_non_editable_install_profiles_on_the_phone(tmp_path, phone, model_cac
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": ""}
     profiled = subprocess.run([str(venv / "bin" / "latprof"), "profile", "--device", phone.serial, "--benchmark-binary",
-                               str(binary), "--models", str(tiny_model), "-o", str(run_dir),
-                               "--json"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+                               str(binary), "--warmup-min-secs", "0", "--min-secs", "0.1", "--num-runs", "3",
+                               "--models", str(tiny_model), "-o", str(run_dir), "--json"],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert profiled.returncode == 0, profiled.stderr[-2000:]
     assert json.loads(profiled.stdout)["measured_now"] > 0

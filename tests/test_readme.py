@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 QUICKSTART = ["python3 -m pip install -e . && latprof demo -o runs/demo",
-              "python3 -m pip install -e '.[test]' && python3 -m pytest -q"]
+              "python3 -m pip install -e '.[test]' && python3 -m pytest -q -n auto"]
 GROUPS = ("lut", "predictor")  # verbs whose commands are subverbs
 
 
@@ -80,6 +80,10 @@ def find_command(verb: tuple[str, ...], must_have: str) -> list[str]:
     matches = [args for args in latprof_commands() if verb_of(args) == verb and must_have in args]
     assert matches, f"the README has no 'latprof {' '.join(verb)}' command with {must_have}"
     return matches[0]
+
+
+def test_the_readme_is_at_most_12_kb():
+    assert len(README.encode()) <= 12_000
 
 
 def test_quickstart_is_exactly_the_two_commands():
