@@ -94,7 +94,7 @@ def profile_bench(work: Path, kills: int, rng: random.Random) -> dict:
         seed = 100 + index
         run_dir = work / f"profile-{index}"
         archs = get_space("mnasnet").sample_many(3, seed)
-        models = {a.to_string(): p for a, p in ensure_architectures(archs, "float32", ModelCache(default_cache_dir())).items()}
+        models = ensure_architectures(archs, "float32", ModelCache(default_cache_dir()))
         started = time.monotonic()
         outcome = killed_and_resumed(["profile", "--device", "host", "--sample", "3", "--seed", str(seed), "-o",
                                       str(run_dir)], min(KILLS_PER_FOLDER, kills - index * KILLS_PER_FOLDER), rng, 20.0)
