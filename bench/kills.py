@@ -1,9 +1,9 @@
 """Kill ``latprof profile`` and ``latprof search`` with SIGKILL at random moments, resume each, and
 count what ended up measured once, duplicated or lost.
 
-Profile: ``latprof profile --device host --sample 3 --seed S -o RUN`` into a few folders, each
-killed several times (after a random delay, the process group with everything it started) and
-re-run; the last run goes to the end.  A network is measured once when the folder holds exactly
+Profile: ``latprof profile --device host --sample 6 --seed 7 -o RUN``, timed once whole; then into
+fresh folders, each run killed (the process group, with everything it started) at a random moment
+of that time and re-run to the end.  A network is measured once when the folder holds exactly
 one residual line for it and one line per op; duplicated when it holds more; lost when it holds
 none or fewer (the networks asked for are the seed's sample).  The reference networks, timed with
 every chunk by design, are counted per chunk: one line per chunk that finished.
@@ -13,7 +13,8 @@ Search: ``latprof search --latency measure --budget B --workers 2 --epochs 1 --t
 evaluation is measured once when its id is logged once; duplicated when more; lost when an id
 below the budget is missing at the end.
 
-    python bench/kills.py [--profile-kills 20] [--search-kills 10] [--seed 0] [-o runs/bench/kills.json]
+    python bench/kills.py [--profile-kills 20] [--search-kills 10] [--sample 6] [--budget 4] [--seed 0]
+                          [-o runs/bench/kills.json]
 
 Run from the repo root (bench/common.py is imported from the script's folder).  Expect 10-20
 minutes on 2 cores.
@@ -37,7 +38,8 @@ from latprof.profiling import MEASUREMENTS_FILE, RESIDUAL_KEY
 from latprof.space import get_space
 from latprof.tflite_file import decompose
 
-KILLS_PER_FOLDER = 5
+KILLS_PER_FOLDER = 5  # kills of one search folder before it runs to the end
+PROFILE_SEED = 7
 
 
 def run_until(args: list[str], seconds: float | None) -> int | None:
@@ -56,20 +58,6 @@ def run_until(args: list[str], seconds: float | None) -> int | None:
     return process.returncode
 
 
-def killed_and_resumed(args: list[str], kills: int, rng: random.Random, longest_s: float) -> dict:
-    """Run ``args`` ``kills`` times, each killed at a random moment (a run that finishes first is
-    not a kill), then once to the end."""
-    delays, finished_early = [], 0
-    for _ in range(kills):
-        delay = rng.uniform(1.0, longest_s)
-        if run_until(args, delay) is None:
-            delays.append(round(delay, 2))
-        else:
-            finished_early += 1
-    run_until(args, None)
-    return {"kills": len(delays), "finished_before_the_kill": finished_early, "kill_after_s": delays}
-
-
 def profile_counts(run_dir: Path, networks: list[str], models: dict[str, Path]) -> dict:
     lines = [json.loads(line) for line in (run_dir / MEASUREMENTS_FILE).read_text().splitlines() if line.strip()]
     residuals = Counter(line["network"] for line in lines if line["key"] == RESIDUAL_KEY)
@@ -86,25 +74,34 @@ def profile_counts(run_dir: Path, networks: list[str], models: dict[str, Path]) 
     return counts
 
 
-def profile_bench(work: Path, kills: int, rng: random.Random) -> dict:
+def profile_bench(work: Path, kills: int, sample: int, rng: random.Random) -> dict:
+    """Each kill on a fresh folder, at a random moment of a run timed once beforehand (the same
+    networks every time, converted once), then resumed to the end and counted."""
     from latprof.convert import ModelCache, default_cache_dir, ensure_architectures
 
+    archs = get_space("mnasnet").sample_many(sample, PROFILE_SEED)
+    models = {name: Path(path) for name, path in
+              ensure_architectures(archs, "float32", ModelCache(default_cache_dir())).items()}
+
+    def args(run_dir: Path) -> list[str]:
+        return ["profile", "--device", "host", "--sample", str(sample), "--seed", str(PROFILE_SEED), "-o", str(run_dir)]
+
+    started = time.monotonic()
+    run_until(args(work / "profile-whole"), None)
+    whole_s = time.monotonic() - started
     folders, totals = [], Counter()
-    for index in range((kills + KILLS_PER_FOLDER - 1) // KILLS_PER_FOLDER):
-        seed = 100 + index
-        run_dir = work / f"profile-{index}"
-        archs = get_space("mnasnet").sample_many(3, seed)
-        models = ensure_architectures(archs, "float32", ModelCache(default_cache_dir()))
-        started = time.monotonic()
-        outcome = killed_and_resumed(["profile", "--device", "host", "--sample", "3", "--seed", str(seed), "-o",
-                                      str(run_dir)], min(KILLS_PER_FOLDER, kills - index * KILLS_PER_FOLDER), rng, 20.0)
-        counts = profile_counts(run_dir, list(models), {a: Path(p) for a, p in models.items()})
+    while sum(f["killed"] for f in folders) < kills:
+        run_dir = work / f"profile-{len(folders)}"
+        delay = rng.uniform(1.0, whole_s)
+        killed = run_until(args(run_dir), delay) is None
+        run_until(args(run_dir), None)
+        counts = profile_counts(run_dir, list(models), models)
         totals.update(counts)
-        folders.append({"folder": run_dir.name, **outcome, **counts, "seconds": round(time.monotonic() - started, 1)})
-        common.print_table([folders[-1]], columns=["folder", "kills", "finished_before_the_kill", "measured_once",
-                                                   "duplicated", "lost", "seconds"])
-    return {"folders": folders, "measured_once": totals["measured_once"], "duplicated": totals["duplicated"],
-            "lost": totals["lost"], "kills": sum(f["kills"] for f in folders)}
+        folders.append({"folder": run_dir.name, "killed": killed, "kill_after_s": round(delay, 2), **counts})
+    common.print_table(folders, columns=["folder", "killed", "kill_after_s", "measured_once", "duplicated", "lost"],
+                       title=f"profile --sample {sample}: a whole run takes {whole_s:.1f} s")
+    return {"whole_run_s": round(whole_s, 1), "folders": folders, "measured_once": totals["measured_once"],
+            "duplicated": totals["duplicated"], "lost": totals["lost"], "kills": kills}
 
 
 def search_bench(work: Path, kills: int, budget: int, rng: random.Random) -> dict:
@@ -139,12 +136,13 @@ def main() -> None:
     parser = common.parser(__doc__, "kills")
     parser.add_argument("--profile-kills", type=int, default=20, help="kills of profile (default: 20)")
     parser.add_argument("--search-kills", type=int, default=10, help="kills of search (default: 10)")
+    parser.add_argument("--sample", type=int, default=6, help="networks each profile run times (default: 6)")
     parser.add_argument("--budget", type=int, default=4, help="candidates of each search (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments (default: 0)")
     args = parser.parse_args()
     work = common.fresh_work_dir(args.output)
     rng = random.Random(args.seed)
-    result = {**common.context("kills"), "profile": profile_bench(work, args.profile_kills, rng),
+    result = {**common.context("kills"), "profile": profile_bench(work, args.profile_kills, args.sample, rng),
               "search": search_bench(work, args.search_kills, args.budget, rng)}
     rows = [{"command": name, **{k: result[name][k] for k in ("kills", "measured_once", "duplicated", "lost")}}
             for name in ("profile", "search")]
