@@ -204,7 +204,7 @@ def test_results_py_writes_the_results_page_and_the_readme_table_from_bench_json
         (tmp_path / "json" / f"{name}.json").write_text(json.dumps({"command": f"python bench/{name}.py", **data}))
     readme = tmp_path / "README.md"
     readme.write_text(README)
-    done = subprocess.run([sys.executable, ROOT / "bench" / "results.py", "--input", tmp_path / "json",
+    done = subprocess.run([sys.executable, ROOT / "docs" / "results.py", "--input", tmp_path / "json",
                            "-o", tmp_path / "results.md", "--readme", readme], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     table = readme.read_text().split("<!-- figures: docs/results.md -->", 1)[1]

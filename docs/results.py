@@ -1,7 +1,7 @@
 """Write docs/results.md, and the Result column of the README's accuracy table, from the benches'
 JSON, so the published figures are the measured ones.
 
-    python bench/results.py [--input runs/bench] [-o docs/results.md] [--readme README.md]
+    python docs/results.py [--input runs/bench] [-o docs/results.md] [--readme README.md]
 
 Every ``NAME.json`` a bench wrote becomes a section: the command that reproduces it, when and on
 which commit it ran, then each table the JSON holds (a dict of figures as two columns, a list of
@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import common  # noqa: E402  (bench/common.py: the benches' table cells)
 
-ORDER = ("host_accuracy", "zoo_accuracy", "predictor_accuracy", "space_profile", "phone_loopback", "lookup_speed",
-         "train_speed", "controllers")
+ORDER = ("host_accuracy", "zoo_accuracy", "predictor_accuracy", "space_profile", "phone_loopback", "kills",
+         "lookup_speed", "train_speed", "controllers")
 CONTEXT = ("bench", "command", "started", "commit", "uncommitted_changes", "host", "cpus", "python")
 RAW = {"outputs", "profile", "lut_build", "validate", "phone_provenance", "lut_provenance"}
 MAX_ROWS = 60
@@ -38,7 +40,7 @@ def main() -> None:
     names = [name for name in ORDER if name in found or name in kept] + sorted((set(found) | set(kept)) - set(ORDER))
     parts = ["# Results\n",
              "The current figures of latprof's benches on the machine named in each section, written by "
-             "`python bench/results.py` from `runs/bench/*.json`. Each section's command reproduces it; "
+             "`python docs/results.py` from `runs/bench/*.json`. Each section's command reproduces it; "
              "on a shared machine figures move from run to run.\n"]
     for name in names:
         parts.append(section(name, json.loads(found[name].read_text())) if name in found else kept[name])
