@@ -42,10 +42,13 @@ rm -f "$job/error" "$job/finished"  # a job started again runs to its end again
 mkdir -p "$results" || fail "cannot create $results"
 [ -n "$lock" ] || fail "$job/config names no lock"
 
-# Take the phone's lock; wait while another live loop holds it, break it when its owner is gone.
+# Take the phone's lock; wait while another live loop holds it, break it when its owner is gone
+# (or never wrote its pid: a loop killed between taking the lock and naming itself).
+unnamed=0
 while ! mkdir "$lock" 2>/dev/null; do
   owner=$(cat "$lock/pid" 2>/dev/null)
-  if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+  if [ -z "$owner" ]; then unnamed=$((unnamed + 1)); else unnamed=0; fi
+  if { [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; } || [ "$unnamed" -gt 5 ]; then
     rm -rf "$lock"
   else
     sleep 1

@@ -449,6 +449,20 @@ def test_one_loop_measures_at_a_time_on_a_phone(logged_phone, stand_in, tiny_mod
     assert len(calls(logged_phone)) == 1 and outcome["result"][0].latency_us > 0
 
 
+@pytest.mark.parametrize("owner", ["dead", "unnamed"])
+def test_a_stale_phone_lock_is_taken_over(logged_phone, stand_in, tiny_model, owner):
+    """A lock left by a loop that was killed (its pid no longer runs), or killed before it wrote
+    its pid, does not stop the phone for good."""
+    lock = logged_phone.device_path("/data/local/tmp/latprof") / "measure.lock"
+    lock.mkdir(parents=True)
+    if owner == "dead":
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        (lock / "pid").write_text(f"{gone.pid}\n")
+    (timing,) = device(logged_phone, stand_in).measure_models([tiny_model])
+    assert timing.latency_us > 0 and len(calls(logged_phone)) == 1
+
+
 def test_a_model_that_failed_once_is_measured_again_on_the_re_run(phone_factory, stand_in, op_models):
     """A result of a failed benchmark_model (the low-memory killer's exit 137) is not kept
     forever: the error says the re-run measures it again, and the re-run does, once."""
@@ -461,3 +475,19 @@ def test_a_model_that_failed_once_is_measured_again_on_the_re_run(phone_factory,
     results = flaky.device_path(phone.results_dir)
     texts = [path.read_text() for path in results.glob("*.txt")]
     assert sum("latprof-retry=1" in text for text in texts) == 1  # only the failed one ran again
+
+
+def test_a_loop_stuck_on_a_model_is_a_one_line_error_after_the_longest_a_model_may_take(phone_factory, stand_in,
+                                                                                         op_models):
+    """A benchmark_model that hangs does not hang latprof: with no new result for longer than a
+    model may take (here 1 s of runs and 2 s to load, no cool-down), the run stops and says what
+    to do; a binary that is merely slow is waited for."""
+    stuck = phone_factory(env={"BENCHMARK_MODEL_HANG_SECONDS": "60"}).start()
+    settings = dataclasses.replace(FAST, cool_timeout=0, max_secs=1.0, load_timeout=2)
+    assert settings.model_timeout == 3.0
+    started = time.monotonic()
+    with pytest.raises(LatprofError, match=r"no result for 3 s, longer than a model may take .*re-run the same command"):
+        device(stuck, stand_in, settings=settings).time_isolated(op_models[:1])
+    assert time.monotonic() - started < 30
+    slow = phone_factory(env={"BENCHMARK_MODEL_HANG_SECONDS": "1"}).start()
+    assert device(slow, stand_in, settings=settings).time_isolated(op_models[:1])[0].latency_us > 0

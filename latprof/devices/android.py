@@ -67,7 +67,8 @@ RESTARTS = 3  # a measurement loop that stops this often without progress is a b
 
 @dataclass(frozen=True)
 class PhoneSettings:
-    """benchmark_model's run lengths and the cool-down rule; all of it goes into provenance."""
+    """benchmark_model's run lengths and the cool-down rule (which go into provenance), and how
+    long a model may take before the phone's loop counts as stuck."""
 
     warmup_runs: int = 10
     warmup_min_secs: float = 0.5
@@ -79,10 +80,18 @@ class PhoneSettings:
     cool_poll: int = 5
     pause: int = 0  # seconds of rest between two models
     rounds: int = 3  # jobs that time every model of a measure_models call, each in another order
+    load_timeout: int = 300  # seconds benchmark_model may take to start and load a model, beyond its runs
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise LatprofError(f"rounds must be >= 1, not {self.rounds}")
+
+    @property
+    def model_timeout(self) -> float:
+        """The longest one model may keep the phone's loop busy (a cool-down, the rest, the
+        warm-up, the timed runs and loading it): a loop that shows no new result for longer is
+        stuck (a hung binary, a phone that stopped scheduling it)."""
+        return self.cool_timeout + self.pause + self.warmup_min_secs + self.max_secs + self.load_timeout
 
 
 @dataclass(frozen=True)
@@ -433,18 +442,25 @@ class AndroidDevice(Device):
 
     def _poll(self, job: str, models: dict[str, Path], todo: list[str], results_dir: str,
               results: dict[str, Result], progress: Progress, read: Callable[[str, str], Result]) -> None:
-        """Start the job's loop and read its results into ``results`` until it has finished."""
+        """Start the job's loop and read its results into ``results`` until it has finished; stop
+        when it shows no new result for longer than a model may take (``model_timeout``)."""
         seen, restarts, last_progress = 0, 0, len(results)
         self._start(job)
+        changed = time.monotonic()
         while True:
             lines = self.phone.check(f"sh {quote(self.scripts + '/status.sh')} {quote(job)} {seen}",
                                      "reading the job's progress").splitlines()
             state = lines[-1].removeprefix("state=") if lines and lines[-1].startswith("state=") else "unknown"
             for name in lines[:-1]:
                 seen += 1
+                changed = time.monotonic()
                 if name in models and name not in results:
                     results[name] = read(name, results_dir)
             progress(len(results))
+            if time.monotonic() - changed > self.settings.model_timeout:
+                raise LatprofError(f"phone {self.serial}: no result for {self.settings.model_timeout:.0f} s, longer "
+                                   f"than a model may take (job {job}); finished measurements are kept: restart the "
+                                   "phone (adb reboot) and re-run the same command")
             if state == "finished":
                 missing = [name for name in todo if name not in results]
                 if missing:
