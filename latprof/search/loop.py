@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import UnionType
-from typing import Union, get_args, get_origin, get_type_hints
 
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
@@ -27,6 +24,7 @@ from latprof.search.controllers import CONTROLLERS, make_controller
 from latprof.search.reward import Reward
 from latprof.search.train import TrainSettings, train_candidate
 from latprof.space import get_space
+from latprof.typed import typed, typed_value
 
 CONFIG_FILE, LOG_FILE, STATE_FILE = "search.json", "log.jsonl", "state.json"
 MAX_REJECTIONS = 20  # rejected candidates allowed per trained one before the search gives up
@@ -94,38 +92,6 @@ class SearchProgress:
     seconds: float
 
 
-def typed(cls, data, where: str):
-    """``cls`` (a dataclass) from JSON ``data``, each field checked against its type hint (int,
-    float, str, bool, dict, tuple of str, a nested dataclass, or one of them or None); a missing
-    field takes its default.  A ValueError says which field is wrong."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} is {type(data).__name__}, not an object")
-    hints = get_type_hints(cls)
-    unknown = sorted(set(data) - set(hints), key=str)
-    if unknown:
-        raise ValueError(f"{where} has an unknown field {unknown[0]!r}")
-    try:
-        return cls(**{name: _typed_value(data[name], hints[name], f"{where}: {name}") for name in data})
-    except TypeError as exc:  # a field without a default is missing
-        raise ValueError(f"{where}: {exc}") from None
-
-
-def _typed_value(value, hint, where: str):
-    if is_dataclass(hint):
-        return typed(hint, value, where)
-    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
-    if value is None and type(None) in options:
-        return None
-    hint = next(option for option in options if option is not type(None))
-    if get_origin(hint) is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    plain = {float: (int, float), int: (int,), str: (str,), bool: (bool,), dict: (dict,)}.get(hint, ())
-    if isinstance(value, plain) and (hint is bool or not isinstance(value, bool)) and \
-            (hint is not float or math.isfinite(value)):
-        return float(value) if hint is float else value
-    raise ValueError(f"{where} is {value!r}, not {getattr(hint, '__name__', hint)}")
-
-
 def load_config(out_dir: Path) -> SearchConfig:
     path = Path(out_dir) / CONFIG_FILE
     if not path.is_file():
@@ -155,18 +121,16 @@ def read_log(out_dir: Path, space=None) -> list[dict]:
 
 def _entry_problem(entry: dict, space) -> str:
     """What is wrong with a log line, or ""."""
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    if not (isinstance(entry["id"], int) and not isinstance(entry["id"], bool) and entry["id"] >= 0):
-        return f"id {entry['id']!r}"
-    if not isinstance(entry["arch"], str) or not isinstance(entry["rejected"], bool):
-        return "arch or rejected of the wrong type"
-    if not (number(entry["reward"]) and number(entry["latency_ms"]) and entry["latency_ms"] >= 0):
-        return "reward or latency not a number"
-    accuracy = entry.get("accuracy")
-    if not (accuracy is None and entry["rejected"] or number(accuracy) and 0 <= accuracy <= 1):
-        return f"accuracy {accuracy!r}"
+    try:
+        if typed_value(entry["id"], int, "id") < 0 or typed_value(entry["latency_ms"], float, "latency_ms") < 0:
+            raise ValueError("a negative id or latency")
+        typed_value(entry["arch"], str, "arch"), typed_value(entry["reward"], float, "reward")
+        rejected = typed_value(entry["rejected"], bool, "rejected")
+        accuracy = typed_value(entry.get("accuracy"), float | None, "accuracy")
+        if not (0 <= accuracy <= 1 if accuracy is not None else rejected):
+            raise ValueError(f"accuracy is {accuracy!r}, for an evaluation that was not rejected")
+    except ValueError as exc:
+        return str(exc)
     if space is not None and not _candidate(entry["decisions"], space):
         return f"decisions {entry['decisions']!r} are not a candidate of the space {space.name}"
     return ""
