@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from latprof.errors import LatprofError
+from latprof.search.registry import CONTROLLERS, make_controller, options_help, parse_options
 from latprof.timing import DEFAULT_METHOD, HELP, METHODS
 
 
@@ -639,7 +640,14 @@ def _validation_text(result) -> str:
               help="soft: alpha = beta = -0.07 (the paper's); hard: alpha = 0, beta = -1.")
 @click.option("--alpha", type=float, help="Exponent below the target (overrides the preset).")
 @click.option("--beta", type=float, help="Exponent above the target (overrides the preset).")
-@click.option("--controller", type=click.Choice(["ppo", "evolution", "random"]), default="ppo", show_default=True)
+@click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
+              help="ppo: MnasNet's RNN controller with NASNet's settings; ppo-tuned: PPO for a few hundred samples; "
+                   "evolution: aging evolution; random; tpe and nsga2: Optuna's samplers.")
+@click.option("--controller-option", "controller_option", multiple=True, metavar="KEY=VALUE",
+              help="Set a hyper-parameter of the controller (repeatable); VALUE is JSON. Defaults: " + options_help())
+@click.option("--objective", type=click.Choice(["reward", "pareto"]),
+              help="reward: the MNAS reward; pareto: accuracy and latency as two objectives, the result is their "
+                   "Pareto front (tpe, nsga2, random) [default: pareto for nsga2, else reward].")
 @click.option("--latency", "latency_kind", type=click.Choice(["lut", "predictor", "measure"]), default="lut",
               show_default=True,
               help="lut: sum of the LUT's ops (missing ops are profiled on --device); predictor: the LUT, and "
@@ -664,10 +672,9 @@ def _validation_text(result) -> str:
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the search in this folder.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lut_file, predictor_file, allow_mixed, target,
-           budget, workers,
-           executor_name, ray_address, epochs, train_resolution, dataset, reject_outside, seed, top_k, out_dir,
-           resume_dir, as_json):
+def search(ctx, target_ms, constraint, alpha, beta, controller, controller_option, objective, latency_kind, lut_file,
+           predictor_file, allow_mixed, target, budget, workers, executor_name, ray_address, epochs, train_resolution,
+           dataset, reject_outside, seed, top_k, out_dir, resume_dir, as_json):
     """Find the most accurate architecture under a latency target (MnasNet's search), resumable."""
     from dataclasses import replace
 
@@ -694,7 +701,12 @@ def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lu
         train = TrainSettings()
         train = replace(train, **{k: v for k, v in {"epochs": epochs, "resolution": train_resolution,
                                                     "dataset": dataset, "seed": seed}.items() if v is not None})
-        config = SearchConfig(target_ms=target_ms, controller=controller, seed=seed, alpha=reward.alpha,
+        options = parse_options(controller, controller_option)
+        if objective:
+            options["objective"] = objective
+        make_controller(controller, [1], **options)  # a bad option is refused before the folder is made
+        config = SearchConfig(target_ms=target_ms, controller=controller, controller_options=options, seed=seed,
+                              alpha=reward.alpha,
                               beta=reward.beta, latency=latency_kind, lut=lut_file, predictor=predictor_file,
                               budget=budget, workers=workers, reject_outside=reject_outside, train=train,
                               allow_mixed=allow_mixed)
@@ -716,7 +728,8 @@ def search(ctx, target_ms, constraint, alpha, beta, controller, latency_kind, lu
 
 # What a search folder records and a resumed search keeps: given with --resume, an error (device
 # options may repeat the folder's device, see _resumed_device).
-SEARCH_SETTINGS = ("target_ms", "constraint", "alpha", "beta", "controller", "latency_kind", "lut_file", "allow_mixed",
+SEARCH_SETTINGS = ("target_ms", "constraint", "alpha", "beta", "controller", "controller_option", "objective",
+                   "latency_kind", "lut_file", "allow_mixed",
                    "predictor_file", "budget", "workers", "epochs", "train_resolution", "dataset", "reject_outside",
                    "seed", "out_dir")
 
@@ -789,10 +802,12 @@ def _search_progress():
 
 def _search_text(summary: dict, evaluations: int, out_dir) -> str:
     best = summary["best"]
+    pareto = summary["objective"] == "pareto"
     lines = [f"{summary['trained']} candidates trained, {summary['rejected']} rejected before training "
-             f"({evaluations} evaluations); log in {out_dir}/log.jsonl", "", "top candidates:"]
+             f"({evaluations} evaluations); log in {out_dir}/log.jsonl", "",
+             f"Pareto front of accuracy and latency ({out_dir}/pareto.csv):" if pareto else "top candidates:"]
     lines += [f"  reward {r['reward']:.4f}  acc {r['accuracy']:.4f}  {r['latency_ms']:.3f} ms ({r['latency_source']})  "
-              f"{r['arch']}" for r in summary["top_k"]]
+              f"{r['arch']}" for r in summary["pareto_front" if pareto else "top_k"]]
     lines += ["", "references (scaled to the target, trained the same way):"]
     lines += [f"  {r['name']:<12} reward {r['reward']:.4f}  acc {r['accuracy']:.4f}  {r['latency_ms']:.3f} ms  "
               f"{r['arch'].split(':')[0]}" for r in summary["references"]]

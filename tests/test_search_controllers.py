@@ -6,23 +6,20 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 
 import numpy as np
 import pytest
 
 from latprof.errors import LatprofError
-from latprof.search.controllers import (
-    CONTROLLERS,
-    Controller,
-    PPOController,
-    RandomSearch,
-    RegularizedEvolution,
-    make_controller,
-)
+from latprof.search.controllers import Controller, PPOController, RandomSearch, RegularizedEvolution, TunedPPO
+from latprof.search.registry import CONTROLLERS, make_controller, parse_options
 from latprof.space import get_space
 
 SIZES = [len(choice.options) for choice in get_space("mnasnet").choices()]
-SMALL = {"ppo": {"batch_size": 8, "hidden": 16}, "evolution": {"population_size": 6, "sample_size": 3}, "random": {}}
+SMALL = {"ppo": {"batch_size": 8, "hidden": 16}, "ppo-tuned": {"batch_size": 8, "hidden": 16},
+         "evolution": {"population_size": 6, "sample_size": 3}, "random": {}, "tpe": {"n_startup_trials": 5},
+         "nsga2": {"population_size": 6, "objective": "reward"}}
 
 
 def toy_reward(decisions: list[int]) -> float:
@@ -43,7 +40,7 @@ def drive(controller: Controller, tells: int, outstanding: int = 3, seed: int = 
 
 @pytest.mark.parametrize("name", CONTROLLERS)
 def test_asks_are_valid_decision_lists(name):
-    controller = make_controller(name, SIZES, seed=3, **SMALL[name])
+    controller = make_controller(name, SIZES, seed=3, **SMALL[name])  # Optuna's in memory
     batch = controller.ask(40)
     assert len(batch) == 40
     assert all(len(d) == len(SIZES) and all(0 <= x < k for x, k in zip(d, SIZES)) for d in batch)
@@ -84,11 +81,14 @@ def test_same_candidate_asked_twice_is_matched_to_its_oldest_copy():
 
 
 @pytest.mark.parametrize("name", CONTROLLERS)
-def test_state_round_trip_through_json_is_exact(name):
-    original = make_controller(name, SIZES, seed=7, **SMALL[name])
-    drive(original, tells=37)  # several PPO updates, a full and aged population, candidates pending
+def test_state_round_trip_through_json_is_exact(name, tmp_path):
+    original = make_controller(name, SIZES, seed=7, workdir=tmp_path / "a", **SMALL[name])
+    # several PPO updates, a full and aged population, TPE past its random start; candidates pending
+    drive(original, tells=37 if name not in ("tpe", "nsga2") else 12)
     text = json.dumps(original.state(), allow_nan=False)
-    restored = Controller.from_state(json.loads(text))
+    (tmp_path / "a").mkdir(exist_ok=True)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # an Optuna controller's storage, as a copied folder
+    restored = Controller.from_state(json.loads(text), workdir=tmp_path / "b")
     assert type(restored) is type(original) and json.dumps(restored.state()) == text
     for _ in range(3):  # the next asks, and what is learnt from them, are the same
         a, b = original.ask(5), restored.ask(5)
@@ -152,8 +152,15 @@ def test_ppo_starts_uniform_and_keeps_sampling_log_probs():
     assert ppo.pending_logp == pytest.approx([-sum(math.log(k) for k in SIZES)] * 3)
 
 
+def test_ppo_defaults_are_nasnets_controller():
+    ppo = make_controller("ppo", SIZES)
+    assert (ppo.hidden, ppo.lr, ppo.init_scale, ppo.entropy, ppo.baseline_decay) == (100, 3.5e-4, 0.1, 1e-5, 0.95)
+    tuned = make_controller("ppo-tuned", SIZES, hidden=32)
+    assert isinstance(tuned, TunedPPO) and (tuned.hidden, tuned.lr) == (32, TunedPPO.preset["lr"])
+
+
 def test_ppo_learns_a_toy_reward():
-    ppo = PPOController(SIZES, seed=0)
+    ppo = make_controller("ppo-tuned", SIZES, seed=0)
     rewards = []
     for _ in range(250):
         (decisions,) = ppo.ask(1)
@@ -174,7 +181,50 @@ def test_make_controller_errors_are_one_line_latprof_errors():
         make_controller("bayes", SIZES)
     with pytest.raises(LatprofError, match="learning_rate"):
         make_controller("ppo", SIZES, learning_rate=0.1)
+    with pytest.raises(LatprofError, match="optimises reward, not 'pareto'"):
+        make_controller("evolution", SIZES, objective="pareto")
     with pytest.raises(LatprofError):
         make_controller("random", [3, 0])
     with pytest.raises(LatprofError):
         make_controller("random", SIZES).ask(-1)
+
+
+def test_controller_options_are_parsed_and_checked():
+    assert parse_options("ppo", ["lr=0.001", "hidden=64", "batch-size=4"]) == {"lr": 0.001, "hidden": 64, "batch_size": 4}
+    assert parse_options("tpe", ["multivariate=true", "prior_weight=null"]) == {"multivariate": True, "prior_weight": None}
+    assert parse_options("nsga2", ["objective=reward"]) == {"objective": "reward"}
+    with pytest.raises(LatprofError, match="KEY one of"):
+        parse_options("evolution", ["lr=0.1"])
+    with pytest.raises(LatprofError, match="not int"):
+        parse_options("ppo", ["hidden=big"])
+    with pytest.raises(LatprofError, match="KEY=VALUE"):
+        parse_options("ppo", ["hidden"])
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "random"])
+def test_pareto_controllers_take_accuracy_and_latency(name):
+    controller = make_controller(name, SIZES, seed=0, objective="pareto")
+    batch = controller.ask(4)
+    controller.tell(batch, [(0.5 + 0.1 * i, 10.0 - i) for i in range(4)])
+    with pytest.raises(LatprofError, match="not finite"):
+        controller.tell(controller.ask(1), [(math.nan, 1.0)])
+    assert controller.told == 4
+
+
+def test_optuna_storage_survives_a_kill_between_its_write_and_the_state(tmp_path):
+    """Killed after Optuna's ask but before state.json: the orphan trial is failed, the ask repeats;
+    killed after Optuna's tell but before state.json: telling it again is harmless."""
+    controller = make_controller("tpe", SIZES, seed=2, workdir=tmp_path, n_startup_trials=2)
+    drive(controller, tells=6)
+    saved = json.loads(json.dumps(controller.state()))
+    asked = controller.ask(1)  # reached the storage, not the state
+    again = Controller.from_state(saved, workdir=tmp_path)
+    assert again.ask(1) == asked
+    pending = again.pending[0]
+    again.tell([pending], [toy_reward(pending)])
+    told = json.loads(json.dumps(again.state()))
+    before_tell = Controller.from_state(saved, workdir=tmp_path)
+    before_tell.tell([pending], [toy_reward(pending)])  # the storage has it already: skipped
+    states = [t.state.name for t in before_tell.study.trials]
+    assert told["told"] == saved["told"] + 1 and before_tell.told == saved["told"] + 1
+    assert states.count("COMPLETE") == saved["told"] + 1 and states.count("FAIL") == 2  # two orphan asks

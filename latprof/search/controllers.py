@@ -1,27 +1,39 @@
 """Search controllers behind one ask/tell seam: MnasNet's PPO-trained RNN, aging evolution, random.
 
 A controller sees only how many options each factorized decision has; it proposes decision lists
-(``ask``) and learns from their rewards (``tell``).  The search loop tells each candidate as soon as
+(``ask``) and learns from their results (``tell``).  The search loop tells each candidate as soon as
 it finishes, so tells may come in any order and one at a time; each told candidate must have been
 asked.  ``state()`` is plain JSON (lists, floats, ints, strings, None) holding everything the
 controller will ever read again, RNG included, so that after ``kill -9`` the loop resumes with
 ``from_state`` and the restored controller asks exactly what the original would have asked.
 
-Everything is NumPy in float64: the controller must be cheap, deterministic and importable without
-TensorFlow.  A new controller is one subclass with ``name``, ``_propose``, and, when it learns,
-``_observe``, ``_state`` and ``_load``; add it to ``CONTROLLERS``.
+What is told depends on the objective: the MNAS reward (one float per candidate), or with
+``objective="pareto"`` the pair (accuracy, latency in ms) for controllers that search for a Pareto
+front (``objectives`` says which a controller accepts).
+
+Everything here is NumPy in float64: the controller must be cheap, deterministic and importable
+without TensorFlow.  Optuna's samplers sit behind the same seam in
+:mod:`latprof.search.optuna_controllers`; :mod:`latprof.search.registry` names them all.  A new
+controller is one subclass with ``name``, ``_propose``, and, when it learns, ``_observe``, ``_state``
+and ``_load``; its hyper-parameters are its keyword-only constructor arguments.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
+import inspect
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from latprof.errors import LatprofError
+
+OBJECTIVES = ("reward", "pareto")
+Told = float | tuple[float, float]  # a reward, or (accuracy, latency_ms) for the pareto objective
 
 
 def _encode(array: np.ndarray) -> str:
@@ -45,19 +57,37 @@ class Controller:
     """
 
     name: ClassVar[str] = ""
+    objectives: ClassVar[tuple[str, ...]] = ("reward",)
+    preset: ClassVar[dict] = {}  # option defaults of a named preset, over the constructor's
 
-    def __init__(self, choices: Sequence[int], seed: int = 0) -> None:
+    def __init__(self, choices: Sequence[int], seed: int = 0, *, objective: str = "reward",
+                 workdir: Path | None = None) -> None:
         if not choices or any(int(k) < 1 for k in choices):
             raise LatprofError(f"every decision needs at least one option, got {list(choices)}")
+        if objective not in self.objectives:
+            raise LatprofError(f"controller {self.name!r} optimises {' or '.join(self.objectives)}, not {objective!r}")
         self.choices = [int(k) for k in choices]
         self.seed = int(seed)
+        self.objective = objective
+        self.workdir = workdir  # where a controller may keep what does not fit state.json (Optuna's storage)
         self.rng = np.random.default_rng(self.seed)
         self.pending: list[list[int]] = []  # asked, not told yet, in the order asked
         self.told = 0
 
+    @classmethod
+    def option_defaults(cls) -> dict:
+        """Every hyper-parameter with its default: the keyword-only constructor arguments (over the
+        class hierarchy) but ``workdir``, under the preset's values."""
+        defaults = {}
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass) and issubclass(klass, Controller):
+                defaults.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+                                 if p.kind is p.KEYWORD_ONLY and p.name != "workdir"})
+        return {**defaults, **cls.preset}
+
     def hyperparameters(self) -> dict:
-        """The keyword arguments that rebuild this controller (its constructor's, besides choices and seed)."""
-        return {}
+        """The keyword arguments that rebuild this controller (besides choices, seed and workdir)."""
+        return {name: getattr(self, name) for name in self.option_defaults()}
 
     def ask(self, n: int) -> list[list[int]]:
         """``n`` new candidates; every controller here returns exactly ``n``."""
@@ -67,26 +97,33 @@ class Controller:
         self.pending += [list(d) for d in batch]
         return [list(d) for d in batch]
 
-    def tell(self, decisions: Sequence[Sequence[int]], rewards: Sequence[float]) -> None:
-        """Rewards of asked candidates, in any order, any number at a time.
+    def tell(self, decisions: Sequence[Sequence[int]], rewards: Sequence[Told]) -> None:
+        """Results of asked candidates, in any order, any number at a time: rewards, or (accuracy,
+        latency_ms) pairs under the pareto objective.
 
         A candidate asked twice (the same decisions) is matched to its oldest pending copy.
         """
         if len(decisions) != len(rewards):
-            raise LatprofError(f"{len(decisions)} candidates but {len(rewards)} rewards")
-        batch = [([int(x) for x in d], float(r)) for d, r in zip(decisions, rewards)]
+            raise LatprofError(f"{len(decisions)} candidates but {len(rewards)} results")
+        batch = [([int(x) for x in d], self._told(r)) for d, r in zip(decisions, rewards)]
         remaining = list(self.pending)
         for d, r in batch:  # check all before changing anything, so a bad tell leaves the state intact
             if d not in remaining:
                 raise LatprofError(f"candidate {d} was never asked, or was told already")
-            if not math.isfinite(r):
-                raise LatprofError(f"reward {r} of {d} is not a finite number")
+            if not all(math.isfinite(v) for v in np.atleast_1d(r)):
+                raise LatprofError(f"result {r} of {d} is not finite")
             remaining.remove(d)
         for d, r in batch:
             index = self.pending.index(d)
             self.pending.pop(index)
             self.told += 1
             self._observe(index, d, r)
+
+    def _told(self, result) -> Told:
+        if self.objective == "pareto":
+            accuracy, latency_ms = (float(v) for v in result)
+            return accuracy, latency_ms
+        return float(result)
 
     def state(self) -> dict:
         """Everything needed to continue exactly, as JSON-ready data (no references to live state)."""
@@ -95,17 +132,23 @@ class Controller:
                 "pending": [list(d) for d in self.pending], "told": self.told, **self._state()}
 
     @classmethod
-    def from_state(cls, state: dict) -> Controller:
+    def from_state(cls, state: dict, workdir: Path | None = None) -> Controller:
         """The controller that wrote ``state``, continuing exactly where it was."""
+        from latprof.search.registry import CONTROLLERS
+
         kind = CONTROLLERS.get(state.get("name"))
         if kind is None or not issubclass(kind, cls):
             raise LatprofError(f"state of controller {state.get('name')!r} cannot restore a {cls.name or cls.__name__}")
-        controller = kind(state["choices"], state["seed"], **state["hyperparameters"])
+        controller = kind(state["choices"], state["seed"], workdir=workdir, **state["hyperparameters"])
         controller.rng.bit_generator.state = state["rng"]
         controller.pending = [[int(x) for x in d] for d in state["pending"]]
         controller.told = int(state["told"])
         controller._load(state)
         return controller
+
+    def check(self) -> None:
+        """Raise if this (restored) controller cannot go on; asks once on a copy, so it changes nothing."""
+        copy.deepcopy(self).ask(1)
 
     def random_candidate(self) -> list[int]:
         return [int(x) for x in self.rng.integers(0, self.choices)]
@@ -113,7 +156,7 @@ class Controller:
     def _propose(self, n: int) -> list[list[int]]:
         raise NotImplementedError
 
-    def _observe(self, index: int, decisions: list[int], reward: float) -> None:
+    def _observe(self, index: int, decisions: list[int], reward: Told) -> None:
         """One told result; ``index`` is where the candidate was in ``pending`` before it was removed."""
 
     def _state(self) -> dict:
@@ -127,6 +170,7 @@ class RandomSearch(Controller):
     """Uniform over every decision: the baseline every search result must be compared with."""
 
     name = "random"
+    objectives = OBJECTIVES
 
     def _propose(self, n: int) -> list[list[int]]:
         return [self.random_candidate() for _ in range(n)]
@@ -145,16 +189,14 @@ class RegularizedEvolution(Controller):
 
     name = "evolution"
 
-    def __init__(self, choices: Sequence[int], seed: int = 0, population_size: int = 20, sample_size: int = 5) -> None:
-        super().__init__(choices, seed)
+    def __init__(self, choices: Sequence[int], seed: int = 0, *, population_size: int = 20, sample_size: int = 5,
+                 **common) -> None:
+        super().__init__(choices, seed, **common)
         if population_size < 1 or sample_size < 1:
             raise LatprofError("population_size and sample_size must be at least 1")
         self.population_size, self.sample_size = int(population_size), int(sample_size)
         self.population: list[tuple[list[int], float]] = []  # oldest first
         self.asked = 0
-
-    def hyperparameters(self) -> dict:
-        return {"population_size": self.population_size, "sample_size": self.sample_size}
 
     def _propose(self, n: int) -> list[list[int]]:
         batch = []
@@ -204,6 +246,11 @@ class PPOController(Controller):
     RMS of those differences so the step size does not depend on the reward's scale: MnasNet
     rewards of different architectures differ by a few percent, far below the entropy term's scale.
 
+    The defaults are NASNet's controller (Zoph et al. 2018, appendix A), which MnasNet reuses: one
+    LSTM layer of 100 units, learning rate 0.00035, weights uniform in +-0.1, entropy weight 1e-5 and
+    an exponential moving average of rewards (weight 0.95) as the baseline.  That controller saw
+    thousands of samples; ``TunedPPO`` is the preset for a few hundred.
+
     The output heads start at zero, so the first policy is uniform: until it learns, it samples
     exactly like random search.  The gradient is hand-written backpropagation through time
     (``loss_and_grad``); the tests check it against finite differences.
@@ -211,12 +258,14 @@ class PPOController(Controller):
 
     name = "ppo"
 
-    def __init__(self, choices: Sequence[int], seed: int = 0, hidden: int = 64, lr: float = 3e-3,
+    def __init__(self, choices: Sequence[int], seed: int = 0, *, hidden: int = 100, lr: float = 3.5e-4,
                  batch_size: int = 16, epochs: int = 4, minibatch: int = 8, clip: float = 0.2,
-                 entropy: float = 1e-2, baseline_decay: float = 0.95, init_scale: float = 0.1) -> None:
-        super().__init__(choices, seed)
+                 entropy: float = 1e-5, baseline_decay: float = 0.95, init_scale: float = 0.1, **common) -> None:
+        super().__init__(choices, seed, **common)
         if hidden < 1 or batch_size < 1 or epochs < 1 or minibatch < 1:
             raise LatprofError("hidden, batch_size, epochs and minibatch must be at least 1")
+        if not (lr > 0 and 0 <= clip and entropy >= 0 and 0 <= baseline_decay < 1 and init_scale >= 0):
+            raise LatprofError("lr must be positive, clip and entropy non-negative, baseline_decay in [0, 1)")
         self.hidden, self.lr, self.batch_size, self.epochs = int(hidden), float(lr), int(batch_size), int(epochs)
         self.minibatch, self.clip, self.entropy = int(minibatch), float(clip), float(entropy)
         self.baseline_decay, self.init_scale = float(baseline_decay), float(init_scale)
@@ -233,11 +282,6 @@ class PPOController(Controller):
         self.scale: float | None = None  # moving RMS of reward - baseline
         self.pending_logp: list[float] = []  # log-probability of each pending sample when it was asked
         self.buffer: list[tuple[list[int], float, float]] = []  # told, not learnt from yet: decisions, reward, logp
-
-    def hyperparameters(self) -> dict:
-        return {"hidden": self.hidden, "lr": self.lr, "batch_size": self.batch_size, "epochs": self.epochs,
-                "minibatch": self.minibatch, "clip": self.clip, "entropy": self.entropy,
-                "baseline_decay": self.baseline_decay, "init_scale": self.init_scale}
 
     # -- parameters: one flat vector, so Adam, the state and the gradient check see a single array
 
@@ -348,6 +392,24 @@ class PPOController(Controller):
 
     # -- learning
 
+    def policy_entropy(self, samples: int = 256) -> float:
+        """The policy's entropy in nats (summed over decisions), estimated from ``samples`` draws of a
+        private RNG so that asking it changes nothing; log(options) summed is the uniform policy's.
+        A learning curve that stalls while this collapses is a policy that stopped exploring."""
+        p = self._views(self.theta)
+        rng = np.random.default_rng(0)
+        x = np.repeat(p["start"][None, :], samples, axis=0)
+        h, c, total = np.zeros((samples, self.hidden)), np.zeros((samples, self.hidden)), 0.0
+        for t in range(len(self.choices)):
+            h, c, _ = self._step(p, x, h, c)
+            log_probs = self._log_softmax(h @ p[f"head_w{t}"] + p[f"head_b{t}"])
+            probs = np.exp(log_probs)
+            total -= float((probs * log_probs).sum(axis=1).mean())
+            if t + 1 < len(self.choices):
+                a = (np.cumsum(probs, axis=1)[:, :-1] <= rng.random(samples)[:, None]).sum(axis=1)
+                x = p[f"emb{t}"][a]
+        return total
+
     def _observe(self, index: int, decisions: list[int], reward: float) -> None:
         self.buffer.append((decisions, reward, self.pending_logp.pop(index)))
         if len(self.buffer) >= self.batch_size:
@@ -392,14 +454,9 @@ class PPOController(Controller):
         self.buffer = [([int(x) for x in d], float(r), float(lp)) for d, r, lp in state["buffer"]]
 
 
-CONTROLLERS: dict[str, type[Controller]] = {c.name: c for c in (PPOController, RegularizedEvolution, RandomSearch)}
+class TunedPPO(PPOController):
+    """PPO for searches of a few hundred samples: the paper's network, a step size large enough to
+    learn from them, and an entropy bonus that keeps the policy exploring while it does."""
 
-
-def make_controller(name: str, choices: Sequence[int], seed: int = 0, **hyperparameters) -> Controller:
-    """A new controller by registry name, e.g. ``make_controller("ppo", [4, 4, 2], seed=1, lr=5e-3)``."""
-    if name not in CONTROLLERS:
-        raise LatprofError(f"unknown controller {name!r}; known: {', '.join(CONTROLLERS)}")
-    try:
-        return CONTROLLERS[name](choices, seed, **hyperparameters)
-    except TypeError as error:  # a misspelt hyper-parameter from the command line
-        raise LatprofError(f"controller {name!r}: {error}") from None
+    name = "ppo-tuned"
+    preset = {"lr": 3e-3, "entropy": 1e-2}

@@ -9,7 +9,6 @@ candidates asked but not in the log are trained again, nothing else is repeated.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 from latprof.errors import LatprofError
 from latprof.jsonl import append_jsonl, read_jsonl, write_json
 from latprof.locks import folder_lock
-from latprof.search.controllers import CONTROLLERS, make_controller
+from latprof.search.registry import CONTROLLERS, make_controller
 from latprof.search.reward import Reward
 from latprof.search.train import TrainSettings, train_candidate
 from latprof.space import get_space
@@ -66,6 +65,11 @@ class SearchConfig:
     @property
     def reward(self) -> Reward:
         return Reward(self.target_ms, self.alpha, self.beta)
+
+    @property
+    def objective(self) -> str:
+        """"reward" or "pareto": the controller option, or the controller's default."""
+        return self.controller_options.get("objective", CONTROLLERS[self.controller].option_defaults()["objective"])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,12 +153,12 @@ def read_state(out_dir: Path, config: SearchConfig, space, log: list[dict]):
     path = Path(out_dir) / STATE_FILE
     try:
         state = json.loads(path.read_text())
-        controller = CONTROLLERS[config.controller].from_state(state["controller"])
+        controller = CONTROLLERS[config.controller].from_state(state["controller"], workdir=Path(out_dir))
         if json.loads(json.dumps(controller.state())) != state["controller"]:
             raise ValueError("the controller's state does not read back as written")
         if controller.choices != [len(choice.options) for choice in space.choices()]:
             raise ValueError(f"the controller chooses among {controller.choices}, not the space's options")
-        copy.deepcopy(controller).ask(1)
+        controller.check()
         asked = {int(k): v for k, v in dict(state["asked"]).items()}
         told = {int(i) for i in state["told"]}
         if not all(k >= 0 and _candidate(v, space) for k, v in asked.items()):
@@ -179,7 +183,8 @@ class _Search:
             self.controller, self.asked, self.told = read_state(out_dir, config, self.space, self.log)
         else:
             sizes = [len(choice.options) for choice in self.space.choices()]
-            self.controller = make_controller(config.controller, sizes, config.seed, **config.controller_options)
+            self.controller = make_controller(config.controller, sizes, config.seed, workdir=out_dir,
+                                              **config.controller_options)
             self.asked, self.told = {}, set()
         logged = {entry["id"]: entry for entry in self.log}
         for entry in self.log:  # finished before the kill, but the controller never heard of it
@@ -207,7 +212,9 @@ class _Search:
         self.save()
 
     def _tell(self, entry: dict) -> None:
-        self.controller.tell([self.asked[entry["id"]]], [entry["reward"]])
+        pareto = self.controller.objective == "pareto"  # a rejected candidate counts as accuracy 0
+        result = (entry.get("accuracy") or 0.0, entry["latency_ms"]) if pareto else entry["reward"]
+        self.controller.tell([self.asked[entry["id"]]], [result])
         self.told.add(entry["id"])
 
     @property

@@ -108,12 +108,15 @@ def export_model(arch: Architecture, path: str | Path, device, latency_source, c
 
 def summarize(out_dir: Path, config: SearchConfig, latency_source, executor, device, cache: ModelCache,
               top_k: int = 10) -> dict:
-    """Top-k table, Pareto plot with the references, and the best model exported and measured."""
+    """Top-k table, the Pareto front (``pareto.csv``; the result of a pareto search), its plot with the
+    references, and the model of the best reward exported and measured."""
     log = read_log(out_dir)
     table = pd.DataFrame([entry for entry in log if not entry["rejected"]])
     best = table.sort_values("reward", ascending=False).head(top_k)
     columns = ["id", "reward", "accuracy", "latency_ms", "latency_source", "arch"]
     best[columns].to_csv(out_dir / "top_k.csv", index=False)
+    front = pareto_front(table)[columns]
+    front.to_csv(out_dir / "pareto.csv", index=False)
     resolution = max(Architecture.from_string(text).resolution for text in table["arch"])
     references = evaluate_references(out_dir, config, latency_source, executor, resolution)
     plot = plot_pareto(table, references, config.target_ms, out_dir / "pareto.png")
@@ -121,5 +124,6 @@ def summarize(out_dir: Path, config: SearchConfig, latency_source, executor, dev
                             latency_source, cache)
     rejected = len(log) - len(table)
     return {"trained": len(table), "rejected": rejected, "top_k": best[columns].to_dict(orient="records"),
-            "references": references, "pareto_plot": str(plot), "pareto_front": len(pareto_front(table)),
+            "references": references, "pareto_plot": str(plot), "pareto_front": front.to_dict(orient="records"),
+            "objective": config.objective,
             "best": {**exported.__dict__, "error_pct": round(exported.error_pct, 2)}}
