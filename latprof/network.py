@@ -124,6 +124,19 @@ def block_layers(block: Block, size: int, channels: int, out: int) -> list[Layer
     return layers
 
 
+def placed_blocks(arch: Architecture) -> tuple[list[tuple[Block, int, int, int]], tuple[int, int]]:
+    """Each block with the size and channels it is entered at and its real width, and the size and
+    channels the head gets: where a block sits fixes its layers (``block_layers``), so a cache of
+    block latencies keyed by these four prices a whole space of architectures from a few thousand."""
+    size, channels = stem_layer(arch).out_size, arch.filters(arch.stem)
+    placed = []
+    for block in arch.blocks:
+        out = arch.filters(block.out_filters)
+        placed.append((block, size, channels, out))
+        size, channels = same_out(size, block.stride), out
+    return placed, (size, channels)
+
+
 @dataclass(frozen=True)
 class Network:
     """An architecture's layers, with the counts papers publish."""
@@ -132,11 +145,11 @@ class Network:
 
     @cached_property
     def layers(self) -> tuple[LayerSpec, ...]:
-        arch = self.arch
-        layers = [stem_layer(arch)]
-        for block in arch.blocks:
-            layers += block_layers(block, layers[-1].out_size, layers[-1].out_ch, arch.filters(block.out_filters))
-        layers.append(head_layer(arch, layers[-1].out_size, layers[-1].out_ch))
+        placed, (size, channels) = placed_blocks(self.arch)
+        layers = [stem_layer(self.arch)]
+        for block, *entry in placed:
+            layers += block_layers(block, *entry)
+        layers.append(head_layer(self.arch, size, channels))
         return tuple(layers)
 
     @cached_property

@@ -130,16 +130,12 @@ def test_with_a_device_the_unknown_op_is_profiled_and_the_rest_estimated(device,
 
 def test_with_a_device_an_op_that_cannot_be_profiled_raises_naming_it(device, model_cache, tmp_path, monkeypatch):
     """An op neither known nor buildable as a microbenchmark (a 1x7 kernel): one line, its key and why."""
-    import latprof.search.latency as latency_module
+    from latprof.network import HEAD, LayerSpec
 
     odd = OpSpec("CONV_2D", ((32, 32, 16),), (32, 32, 16), 1, 1, "SAME", kernel_w=7)
-
-    class WithOddOp:
-        def __init__(self, arch):
-            self.ops = (*Network(arch).ops, odd)
-
-    monkeypatch.setattr(latency_module, "Network", WithOddOp)
     lut = _synthetic_lut(device.provenance())
+    ops = LayerSpec.ops  # every network's head gets the odd op, after the LUT was made without it
+    monkeypatch.setattr(LayerSpec, "ops", lambda layer: ops(layer) + ([odd] if layer.kind == HEAD else []))
     source = LutLatency(lut, device, model_cache, tmp_path / "extra", predictor=_fitted(lut))
     with pytest.raises(LatprofError) as caught:
         source.latency_ms(ARCH)

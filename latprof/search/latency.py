@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from latprof.arch import Architecture
@@ -17,22 +16,8 @@ from latprof.convert import ModelCache, ensure_architectures
 from latprof.errors import LatprofError
 from latprof.lut import LUT, build_lut
 from latprof.network import Network
-from latprof.predict import predict_ops
+from latprof.pricing import Pricer
 from latprof.profiling import profile
-
-
-class _Remembered:
-    """A predictor whose estimates are kept per op: a search meets the same ops in candidate after
-    candidate, and asking a forest costs about a hundred milliseconds a candidate."""
-
-    def __init__(self, predictor):
-        self.predictor, self.known = predictor, {}
-
-    def predict(self, specs) -> np.ndarray:
-        new = [spec for spec in dict.fromkeys(specs) if spec.key not in self.known]
-        if new:
-            self.known.update(zip((spec.key for spec in new), self.predictor.predict(new)))
-        return np.array([self.known[spec.key] for spec in specs], dtype=float)
 
 
 class LutLatency:
@@ -48,35 +33,32 @@ class LutLatency:
     def __init__(self, lut: LUT, device=None, cache: ModelCache | None = None, extra_run: Path | None = None,
                  predictor=None):
         self.lut, self.device, self.cache, self.extra_run = lut, device, cache, extra_run
-        self.predictor = None if predictor is None else _Remembered(predictor)
+        self.pricer = Pricer(lut, predictor)
         if device is not None:
             lut.provenance.require_same(device.provenance(), "the LUT", "search with the device the LUT was made on")
 
     def latency_ms(self, arch: Architecture) -> tuple[float, str]:
-        from latprof.proxyless import arch_layer_prediction  # imported layer rows (ProxylessNAS/OFA) first
-
-        layered = arch_layer_prediction(arch, self.lut)
-        if layered is not None and layered.latency_ms is not None:
-            return layered.latency_ms, self.name
-        text, ops = arch.to_string(), list(Network(arch).ops)
-        prediction = predict_ops(text, ops, self.lut, self.predictor)
-        if prediction.latency_ms is None:  # ops neither the LUT nor the predictor knows: profile them
+        price = self.pricer.latency_ms(arch)
+        if price.latency_ms is None:  # ops neither the LUT nor the predictor knows: profile them
+            text = arch.to_string()
             if self.device is None or self.cache is None or self.extra_run is None:
-                more = len(prediction.missing) - 1
+                more = len(price.missing) - 1
                 others = f" and {more} more op{'s' * (more > 1)}" if more else ""
-                neither = ", which the predictor cannot estimate either" if self.predictor is not None else ""
-                raise LatprofError(f"the LUT lacks {prediction.missing[0]}{others} of {text}{neither}: build it from "
+                neither = ", which the predictor cannot estimate either" if self.pricer.predictor is not None else ""
+                raise LatprofError(f"the LUT lacks {price.missing[0]}{others} of {text}{neither}: build it from "
                                    "'latprof profile --all', or give the search a device to profile them on")
-            missing = set(prediction.missing)
+            ops = list(Network(arch).ops)
+            missing = set(price.missing)
             refused = self._add([op for op in ops if op.key in missing])
-            prediction = predict_ops(text, ops, self.lut, self.predictor)
-            if prediction.latency_ms is None:
-                key = prediction.missing[0]
-                reason = (refused.get(key) or prediction.unsupported.get(key) or "").strip().splitlines()
+            price = self.pricer.latency_ms(arch)
+            if price.latency_ms is None:
+                key = price.missing[0]
+                unsupported = {op.key: op.unsupported for op in ops if op.unsupported}
+                reason = (refused.get(key) or unsupported.get(key) or "").strip().splitlines()
                 why = reason[0] if reason else "no measurement came back"
                 raise LatprofError(f"an op of {text} can be neither looked up, estimated nor profiled: "
                                    + (why if key in why else f"{key} ({why})"))
-        return prediction.latency_ms, "predictor" if prediction.predicted_ops else self.name
+        return price.latency_ms, price.source
 
     def _add(self, specs) -> dict[str, str]:
         """Profile ``specs`` into ``extra_run`` and add what was measured to the LUT; returns why
