@@ -396,15 +396,9 @@ def lut_show(lut_file, as_json):
 
 def _load_predictor(path, lut_table):
     """A predictor file, refused when it learned from measurements of other provenance."""
-    if path is None:
-        return None
-    from latprof.measurement import Provenance
-    from latprof.predictor import TrainedPredictor
+    from latprof.api import load_predictor
 
-    trained = TrainedPredictor.load(path)
-    Provenance.from_dict(trained.provenance).require_same(
-        lut_table.provenance, f"the predictor {path} (unlike the LUT)", "train a predictor on this LUT")
-    return trained.model
+    return None if path is None else load_predictor(path, lut_table)
 
 
 @main.command()

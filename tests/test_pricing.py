@@ -25,7 +25,8 @@ def lut():
     table = _synthetic_lut(PROVENANCE)
     softmax = Network(candidates(1, 1)[0]).ops[-1]
     row = table.table.iloc[[0]].copy()
-    row.index, row["op"], row["latency_us"] = [softmax.key], "SOFTMAX", _cost_us(softmax)
+    row.index = pd.Index([softmax.key], name=table.table.index.name)
+    row["op"], row["latency_us"] = "SOFTMAX", _cost_us(softmax)
     return dataclasses.replace(table, table=pd.concat([table.table, row]))
 
 
