@@ -4,7 +4,8 @@
         [--target-ms 10] [--trials 50] [--objective constraint|pareto]
 
 ``constraint``: maximise accuracy under latency <= the target, a constraint Optuna's TPE honours
-(``Trial.set_constraint``, which replaced ``constraints_func`` in Optuna 5).  ``pareto``: accuracy and latency as two objectives (NSGA-II).
+(``Trial.set_constraint``, which replaced ``constraints_func`` in Optuna 5).  ``pareto``: accuracy and
+latency as two objectives (NSGA-II).
 
 ``accuracy`` below stands in for your training: it is a smooth function of the network's MACs, so
 the example runs in seconds.  Put your own evaluation there.

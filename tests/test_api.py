@@ -25,13 +25,13 @@ def files(lut, tmp_path_factory):  # noqa: F811
 
 
 def test_api_prices_one_and_many_alike(files):
-    lut = latprof.load_lut(files[0])
-    predictor = latprof.load_predictor(files[1], lut)
+    table = latprof.load_lut(files[0])
+    predictor = latprof.load_predictor(files[1], table)
     archs = candidates(5, 9)
-    one = [latprof.latency(arch, lut, predictor) for arch in archs]
-    assert [p.latency_ms for p in one] == pytest.approx(latprof.latencies(archs, lut, predictor), abs=1e-4)
+    one = [latprof.latency(arch, table, predictor) for arch in archs]
+    assert [p.latency_ms for p in one] == pytest.approx(latprof.latencies(archs, table, predictor), abs=1e-4)
     assert all(p.latency_ms > 0 and {row["source"] for row in p.breakdown} <= {"lut", "predictor"} for p in one)
-    assert latprof.latencies(archs, lut) == [None] * 5  # without the predictor: ops missing, not a guess
+    assert latprof.latencies(archs, table) == [None] * 5  # without the predictor: ops missing, not a guess
     assert latprof.reward(0.8, 20.0, 10.0, "hard") == pytest.approx(0.4)
     assert latprof.reward(0.8, 5.0, 10.0) == pytest.approx(0.8 * 0.5 ** -0.07)
     space = latprof.search_space()
