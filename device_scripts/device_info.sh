@@ -24,3 +24,7 @@ done
 mask=$(big_mask "${1:-1}")
 echo "mask=$mask"
 echo "conditions=$(conditions "$mask")"
+# The GPU: SurfaceFlinger's "GLES: <vendor>, <renderer>, <version>" line, else the EGL driver's name.
+gpu=$(dumpsys SurfaceFlinger 2>/dev/null | sed -n 's/^GLES: *//p' | head -n 1)
+[ -n "$gpu" ] || gpu=$(prop ro.hardware.egl)
+echo "gpu=$gpu"

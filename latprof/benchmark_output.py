@@ -46,6 +46,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from latprof import delegate_log
+from latprof.delegate_log import DELEGATES, delegate_backend, require_full_delegation
 from latprof.errors import LatprofError
 
 GENERATIONS = {
@@ -167,7 +169,8 @@ class BenchmarkRun:
     ``params`` maps each echoed label to its raw value; ``memory`` holds ``init_mb``,
     ``overall_mb`` and ``peak_mb`` where printed; ``generation`` is a key of ``GENERATIONS``.
     ``op_profile`` is the regular runs' Run Order table, ``delegate_profile`` the one of their
-    "Delegate internal:" report (empty where the tool printed none).
+    "Delegate internal:" report (empty where the tool printed none).  ``delegate_backend`` is what
+    a GPU or NNAPI delegate asked for ran on, where the log says (``latprof.delegate_log``).
     """
 
     generation: str
@@ -181,6 +184,7 @@ class BenchmarkRun:
     memory: dict[str, float]
     op_profile: list[OpRow]
     delegate_profile: list[OpRow] = field(default_factory=list)
+    delegate_backend: str | None = None
 
     @property
     def latency_us(self) -> float:
@@ -233,22 +237,26 @@ def parse_benchmark_output(text: str, expected: Mapping[str, str | int | float |
 
     ``expected`` maps the flags passed (as given to ``format_flags``) to their values; each must
     be echoed with that value.  Raises ``LatprofError`` for anything but one complete, successful
-    run with a positive, finite latency.
+    run with a positive, finite latency; a ``DelegateRefused`` when a delegate asked for
+    (``--use_gpu=true``, ...) was rejected or did not take the whole model.
     """
     lines = [_split_prefix(line) for line in text.replace("\r", "").split("\n")]
     messages = [message for _, message in lines]
     if not any(messages):
         raise LatprofError("benchmark_model printed nothing: check that the binary runs on the device (try it with --help)")
-    _refuse_failures(lines)
+    asked = asked_delegates(expected)
+    _refuse_failures(lines, asked)
     params = _echoed_params(messages)
     if expected:
         _check_expected(params, expected)
     generation, warmup, inference, summary = _timings(messages)
+    require_full_delegation(messages, asked)
     op_profile, delegate_profile = _op_profile(messages)
     run = BenchmarkRun(generation=generation, inference=inference, warmup=warmup, init_us=summary.get("init"),
                        first_inference_us=summary.get("first"), warmup_avg_us=summary.get("warmup"),
                        inference_avg_us=summary["inference"], params=params, memory=_memory(messages),
-                       op_profile=op_profile, delegate_profile=delegate_profile)
+                       op_profile=op_profile, delegate_profile=delegate_profile,
+                       delegate_backend=delegate_backend(messages, params, asked))
     if expected and _truthy(expected.get("enable_op_profiling", False)) and not run.op_profile:
         raise LatprofError("benchmark_model output is truncated: op profiling was asked for but its report is missing")
     _check_latency(run)
@@ -267,13 +275,27 @@ def _excerpt(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _refuse_failures(lines: list[tuple[str | None, str]]) -> None:
-    """Unknown flags first (their defaults then run silently), then the tool's first error line."""
+def refuse_delegate_failures(text: str, expected: Mapping[str, str | int | float | bool] | None) -> None:
+    """Raise ``DelegateRefused`` when the output shows that a delegate the flags asked for was
+    rejected or left ops to the CPU: for a run that failed, whose output is not parsed further."""
+    lines = [_split_prefix(line)[1] for line in text.replace("\r", "").split("\n")]
+    delegate_log.refuse_delegate_failures(lines, asked_delegates(expected))
+
+
+def asked_delegates(expected: Mapping[str, str | int | float | bool] | None) -> list[str]:
+    """The log names ("GPU", ...) of the delegates the flags turn on (``delegate_log.DELEGATES``)."""
+    return [name for flag, name in DELEGATES.items() if expected and _truthy(expected.get(flag, False))]
+
+
+def _refuse_failures(lines: list[tuple[str | None, str]], asked: list[str]) -> None:
+    """Unknown flags first (their defaults then run silently), then a delegate asked for that was
+    rejected or left ops to the CPU, then the tool's first error line."""
     for _, message in lines:
         unconsumed = _UNCONSUMED.search(message)
         if unconsumed:
             raise LatprofError(f"benchmark_model ignored flags it does not know ({unconsumed['flags'].strip()}) and ran "
                                "with its defaults; fix the flag names (--name=value) or use a binary that has them")
+    delegate_log.refuse_delegate_failures([message for _, message in lines], asked)
     for severity, message in lines:
         if severity in ("ERROR", "FATAL") or (severity is None and _UNPREFIXED_FAILURE.fullmatch(message.strip())):
             raise LatprofError(f"benchmark_model failed: {_excerpt(message)}")

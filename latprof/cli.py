@@ -143,8 +143,10 @@ _device_options = [
                  help="How ops are timed: " + "; ".join(f"{m}: {HELP[m]}" for m in METHODS)
                       + f". Data of two methods never mix [default: {DEFAULT_METHOD}, or the LUT's]."),
     click.option("--threads", type=click.IntRange(1), help="Interpreter threads [default: 1, or the LUT's]."),
-    click.option("--delegate", type=click.Choice(["xnnpack", "none"]),
-                 help="XNNPACK (LiteRT's default CPU delegate) or the builtin kernels [default: xnnpack, or the LUT's]."),
+    click.option("--delegate", type=click.Choice(["xnnpack", "none", "gpu", "nnapi"]),
+                 help="XNNPACK (LiteRT's default CPU delegate), the builtin kernels, or on phones the GPU or NNAPI "
+                      "delegate (with --method isolated; a model they do not run whole is an error) "
+                      "[default: xnnpack, or the LUT's]."),
     click.option("--dtype", type=click.Choice(["float32", "int8"]),
                  help="Models in fp32 or int8 (post-training quantized) [default: float32, or the LUT's]."),
     click.option("--benchmark-binary", type=click.Path(dir_okay=False),

@@ -21,8 +21,10 @@ from latprof.benchmark_output import (
     format_flags,
     network_operators,
     parse_benchmark_output,
+    refuse_delegate_failures,
 )
 from latprof.convert import ModelCache, ensure_models
+from latprof.delegate_log import DelegateRefused
 from latprof.errors import LatprofError
 from latprof.ops import OpSpec
 
@@ -677,3 +679,72 @@ def test_short_latencies_use_the_mean_not_the_rounded_median():
             "INFO: Inference timings in us: Init: 100, First inference: 9, Warmup (avg): 3.5, Inference (avg): 3.41\n")
     run = parse_benchmark_output(text, {"graph": "m.tflite"})
     assert run.statistic == "inference avg" and run.latency_us == 3.41
+
+
+# --- GPU and NNAPI delegates: real captures (tests/captures/README.md says where each is from) ---
+
+CAPTURES = Path(__file__).with_name("captures")
+GPU_COMPLETE = (CAPTURES / "gpu_complete_tf2_android.txt").read_text()
+GPU_COMPLETE_FLAGS = {"num_threads": 4, "num_runs": 50, "warmup_runs": 1, "use_gpu": True}
+COMPLETE_LINE = "Explicitly applied GPU delegate, and the model graph will be completely executed by the delegate.\n"
+
+
+def test_a_gpu_run_that_took_the_whole_model_is_a_timing_with_the_api_it_ran_on():
+    run = parse_benchmark_output(GPU_COMPLETE, GPU_COMPLETE_FLAGS)
+    assert (run.generation, run.latency_us, run.delegate_backend) == ("v2", 119375.0, "GPU: OpenCL")
+
+
+@pytest.mark.parametrize("name, flags, message", [
+    ("gpu_partial_logcat.txt", {"use_gpu": True, "use_xnnpack": False},
+     r"GPU delegate runs only part of this model \(the rest on the CPU; ops it does not take: UNPACK\)"),
+    ("gpu_unsupported_ops_native.txt", {"use_gpu": True},
+     r"only part of this model \(97 ops on the GPU, 200 on the CPU; ops it does not take: ARG_MAX, CAST, .*, UNPACK\)"),
+    ("gpu_none_mobilebert.txt", {"use_gpu": True}, "GPU delegate runs none of this model, the CPU would run all of it"),
+    ("nnapi_none_logcat.txt", {"use_nnapi": True, "use_xnnpack": False}, "NNAPI delegate runs none of this model"),
+    ("xnnpack_rejected.txt", {"use_xnnpack": True}, r"rejected the XNNPACK delegate \(Failed to apply XNNPACK delegate\.\)"),
+])
+def test_a_delegate_that_was_rejected_or_left_ops_to_the_cpu_is_refused(name, flags, message):
+    """Whatever else the output holds (errors of the runtime, no timings yet), what the delegate did
+    is the reason given, with what to do."""
+    with pytest.raises(DelegateRefused, match=message) as refused:
+        parse_benchmark_output((CAPTURES / name).read_text(), flags)
+    assert "\n" not in str(refused.value) and ("--delegate" in str(refused.value))
+
+
+def test_a_gpu_run_counts_only_when_the_tool_says_the_delegate_took_everything():
+    """A build too old to say so, or a log with the line missing, cannot be trusted with a GPU time;
+    the same text is an ordinary run when no GPU was asked for."""
+    without = GPU_COMPLETE.replace(COMPLETE_LINE, "")
+    with pytest.raises(DelegateRefused, match="never said that the GPU delegate runs the whole model"):
+        parse_benchmark_output(without, GPU_COMPLETE_FLAGS)
+    assert parse_benchmark_output(without).delegate_backend is None
+    # With two delegates asked, each must take the whole model: here NNAPI, applied after the GPU, took nothing.
+    with pytest.raises(DelegateRefused, match="NNAPI delegate runs none"):
+        parse_benchmark_output(GPU_COMPLETE + (CAPTURES / "nnapi_none_logcat.txt").read_text(),
+                               {**GPU_COMPLETE_FLAGS, "use_nnapi": True})
+
+
+@pytest.mark.parametrize("delegate, backend", [("gpu", "GPU: OpenCL"), ("nnapi", "NNAPI: loopback-npu,nnapi-reference")])
+def test_stand_in_delegates_log_what_the_real_tool_logs(delegate, backend, stand_in, tiny_model):
+    """The loopback phone's accelerators: all of a model, none of it (the ops the test says they do
+    not take) or a delegate that fails to apply, each read as from the real tool."""
+    flags = {"graph": str(tiny_model), **FAST, "use_xnnpack": False, f"use_{delegate}": True}
+    run = parse_benchmark_output(run_stand_in(stand_in, format_flags(flags)).stdout, flags)
+    assert run.latency_us > 0 and run.delegate_backend == backend
+    name = delegate.upper()
+    with pytest.raises(DelegateRefused, match=f"{name} delegate runs none of this model.*: CONV_2D"):
+        unsupported = run_stand_in(stand_in, format_flags(flags), BENCHMARK_MODEL_UNSUPPORTED_OPS="CONV_2D")
+        parse_benchmark_output(unsupported.stdout, flags)
+    failed = run_stand_in(stand_in, format_flags(flags), BENCHMARK_MODEL_DELEGATE_FAILS="1")
+    assert failed.returncode == 1 and failed.stdout.rstrip().endswith("Benchmarking failed.")
+    with pytest.raises(DelegateRefused, match=f"rejected the {name} delegate"):
+        refuse_delegate_failures(failed.stdout, flags)
+
+
+def test_stand_in_gpu_op_profile_is_one_delegate_node(stand_in, tiny_model):
+    """As tensorflow#53138 shows: the GPU delegate's whole graph is one TfLiteGpuDelegateV2 row."""
+    flags = {"graph": str(tiny_model), **FAST, "use_xnnpack": False, "use_gpu": True, "enable_op_profiling": True}
+    run = parse_benchmark_output(run_stand_in(stand_in, format_flags(flags)).stdout, flags)
+    assert [row.node_type for row in run.op_profile] == ["TfLiteGpuDelegateV2"]
+    with pytest.raises(LatprofError, match="1 TfLiteGpuDelegateV2 node and reported no per-operator times"):
+        network_operators(run)

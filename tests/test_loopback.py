@@ -110,6 +110,9 @@ def test_properties_banner_and_dumpsys(phone_factory):
     phone.set_battery(level=42, charging=False)
     battery = shell(phone, "dumpsys battery").splitlines()
     assert {"  level: 42", "  USB powered: false", "  status: 3"} <= set(battery)
+    # The GPU, as SurfaceFlinger names it (from the first line that starts "GLES: ").
+    assert "GLES: Loopback, Loopback GPU (host CPU), OpenGL ES 3.2" in shell(phone, "dumpsys SurfaceFlinger").splitlines()
+    assert shell(phone, "getprop ro.hardware.egl") == "loopback"
 
 
 def test_cpus_mirror_the_host_with_big_cores_last(phone):

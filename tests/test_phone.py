@@ -36,6 +36,7 @@ from latprof.errors import LatprofError
 from latprof.timing import IN_NETWORK, ISOLATED
 
 CALL_LOG = "/data/local/tmp/benchmark_model.calls"
+LOOPBACK_GPU = "Loopback, Loopback GPU (host CPU), OpenGL ES 3.2"  # its dumpsys SurfaceFlinger's GLES line
 # Short runs: the stand-in's own start (Python + LiteRT import) is most of the time per model.
 FAST = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, rounds=1)
 ISOLATED_CONFIG, IN_NETWORK_CONFIG = DeviceConfig(method=ISOLATED), DeviceConfig(method=IN_NETWORK)
@@ -138,12 +139,19 @@ def test_list_phones_describes_the_loopback_phone(phone):
     assert int(entry["big_core_mask"], 16) == 1 << (cores - 1)
     assert int(entry["max_khz"][str(cores - 1)]) > int(entry["max_khz"]["0"]) or cores == 1
     assert entry["conditions"]["thermal"] == "0"
+    assert entry["gpu"] == LOOPBACK_GPU
 
 
 def test_the_phone_declares_its_methods_and_refuses_other_configurations(phone, stand_in, networks, network_ops):
-    assert AndroidDevice.methods == {IN_NETWORK, ISOLATED} and AndroidDevice.delegates == ("xnnpack", "none")
-    with pytest.raises(LatprofError, match="delegate 'gpu' is not available"):
-        device(phone, stand_in, DeviceConfig(delegate="gpu"))
+    assert AndroidDevice.methods == {IN_NETWORK, ISOLATED}
+    assert AndroidDevice.delegates == ("xnnpack", "none", "gpu", "nnapi")
+    with pytest.raises(LatprofError, match="delegate 'hexagon' is not available"):
+        device(phone, stand_in, DeviceConfig(method=ISOLATED, delegate="hexagon"))
+    # A GPU or NNAPI delegate runs a network as one node: no per-op times inside it.
+    for delegate in ("gpu", "nnapi"):
+        with pytest.raises(LatprofError, match="use --method isolated") as refused:
+            device(phone, stand_in, DeviceConfig(method=IN_NETWORK, delegate=delegate))
+        assert "\n" not in str(refused.value)
     with pytest.raises(LatprofError, match="profiling networks op by op is method in-network"):
         device(phone, stand_in, ISOLATED_CONFIG).profile_networks(networks, network_ops)
 
@@ -216,6 +224,48 @@ def test_a_delegate_without_per_operator_rows_fails_the_network_with_the_reason(
     assert "1 TfLiteXNNPackDelegate node" in failed[str(networks[0])]
     assert "no per-operator times" in failed[str(networks[0])] and "--method isolated" in failed[str(networks[0])]
     assert "benchmark_model failed on model" in failed[str(truncated)]
+
+
+def test_gpu_and_nnapi_time_single_op_models_with_provenance(logged_phone, stand_in, op_models):
+    """Each op a model of its own, run whole by the delegate: --use_<delegate>=true with XNNPACK off,
+    the delegate's full-delegation line checked, and what it ran on recorded."""
+    backends = {"gpu": "GPU: OpenCL", "nnapi": "NNAPI: loopback-npu,nnapi-reference"}
+    for delegate, backend in backends.items():
+        phone = device(logged_phone, stand_in, DeviceConfig(method=ISOLATED, delegate=delegate))
+        timings = phone.time_isolated(op_models[:1])
+        assert all(t.latency_us > 0 and t.conditions["delegate_backend"] == backend for t in timings)
+        provenance = phone.provenance()
+        assert provenance.delegate == delegate and f"--use_{delegate}=true" in provenance.method
+        assert "--use_xnnpack=false" in provenance.method and "runs whole" in provenance.method
+        assert provenance.details["gpu"] == LOOPBACK_GPU
+        # A GPU LUT is valid for the GPU it was measured on.
+        assert (f"GPU {LOOPBACK_GPU}" in provenance.hardware) == (delegate == "gpu")
+    assert len(calls(logged_phone)) == len(backends)
+
+
+def test_a_delegate_the_phone_rejects_is_a_one_line_error(phone_factory, stand_in, op_models):
+    rejecting = phone_factory(env={"BENCHMARK_MODEL_DELEGATE_FAILS": "1"}).start()
+    with pytest.raises(LatprofError, match="rejected the GPU delegate") as failure:
+        device(rejecting, stand_in, DeviceConfig(method=ISOLATED, delegate="gpu")).time_isolated(op_models[:1])
+    assert "Failed to build program executable" in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_a_delegate_that_leaves_ops_to_the_cpu_is_never_timed_as_delegated(phone_factory, stand_in, op_models,
+                                                                            networks):
+    """A GPU that takes all ops of a network but its convolutions runs part of it, and an op model of
+    one convolution not at all: both are errors that name the ops, not a CPU time filed as the GPU's."""
+    from latprof.tflite_file import decompose
+
+    phone = phone_factory(env={"BENCHMARK_MODEL_UNSUPPORTED_OPS": "CONV_2D"}).start()
+    gpu = device(phone, stand_in, DeviceConfig(method=ISOLATED, delegate="gpu"))
+    with pytest.raises(LatprofError, match=r"GPU delegate runs only part of this model \(\d+ ops on the GPU, \d+ on "
+                                           r"the CPU; ops it does not take: CONV_2D\)") as partial:
+        gpu.measure_models(networks[:1])
+    assert "--method isolated" in str(partial.value) and "\n" not in str(partial.value)
+    convolution = next(path for path in op_models if decompose(path).ops[0].op == "CONV_2D")
+    nnapi = device(phone, stand_in, DeviceConfig(method=ISOLATED, delegate="nnapi"))
+    with pytest.raises(LatprofError, match="NNAPI delegate runs none of this model.*ops it does not take: CONV_2D"):
+        nnapi.time_isolated([convolution])
 
 
 def test_in_network_resumes_after_a_killed_host_without_running_anything_twice(logged_phone, stand_in, networks,

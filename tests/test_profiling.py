@@ -335,8 +335,11 @@ def test_device_configurations_are_checked():
         DeviceConfig(threads=0)
     with pytest.raises(LatprofError, match="dtype"):
         DeviceConfig(dtype="float16")
-    with pytest.raises(LatprofError, match="delegate 'gpu'"):
-        HostDevice(DeviceConfig(delegate="gpu"))
+    for delegate in ("gpu", "nnapi"):  # phones' accelerators; the host is a CPU
+        with pytest.raises(LatprofError, match=f"host .* has no {delegate.upper()} delegate: .* on a phone"):
+            HostDevice(DeviceConfig(method="isolated", delegate=delegate))
+    with pytest.raises(LatprofError, match="delegate 'hexagon'"):
+        HostDevice(DeviceConfig(method="isolated", delegate="hexagon"))
     with pytest.raises(LatprofError, match="--method isolated"):  # in networks, the host reads XNNPACK's times
         HostDevice(DeviceConfig(delegate="none"))
     assert HostDevice(DeviceConfig(method="isolated", delegate="none")).provenance().delegate == "none"

@@ -41,7 +41,14 @@ from pathlib import Path
 import numpy as np
 
 from latprof.adb import Phone, quote
-from latprof.benchmark_output import BenchmarkRun, format_flags, network_operators, parse_benchmark_output
+from latprof.benchmark_output import (
+    BenchmarkRun,
+    format_flags,
+    network_operators,
+    parse_benchmark_output,
+    refuse_delegate_failures,
+)
+from latprof.delegate_log import DelegateRefused
 from latprof.devices.base import Device, DeviceConfig, Progress, _no_progress
 from latprof.errors import LatprofError
 from latprof.measurement import NetworkProfile, Provenance, Timing, paces_by_model
@@ -61,6 +68,11 @@ HOW = {ISOLATED: f"single-op models timed whole by benchmark_model; {HYGIENE}",
 # ELF e_machine -> Android ABI family (an ABI's name up to its first dash), to refuse a binary the
 # phone cannot run before anything is pushed.
 ELF_ABI_FAMILIES = {183: "arm64", 40: "armeabi", 62: "x86_64", 3: "x86"}
+# benchmark_model's flags for each --delegate.  An explicit --use_xnnpack=false keeps XNNPACK from
+# taking what an accelerator leaves; such a run is refused anyway (latprof.delegate_log).
+DELEGATE_FLAGS = {"xnnpack": {"use_xnnpack": True}, "none": {"use_xnnpack": False},
+                  "gpu": {"use_xnnpack": False, "use_gpu": True}, "nnapi": {"use_xnnpack": False, "use_nnapi": True}}
+ACCELERATORS = ("gpu", "nnapi")
 POLL_SECONDS = 0.5
 RESTARTS = 3  # a measurement loop that stops this often without progress is a broken setup
 
@@ -109,6 +121,7 @@ class PhoneInfo:
     cpus: dict[int, tuple[str, str]] = field(default_factory=dict)  # core -> (max kHz, governor)
     mask: str = ""
     conditions: dict[str, str] = field(default_factory=dict)
+    gpu: str = ""  # SurfaceFlinger's GLES line (vendor, renderer, version), else the EGL driver's name
 
     @classmethod
     def parse(cls, serial: str, text: str) -> PhoneInfo:
@@ -117,7 +130,8 @@ class PhoneInfo:
                 for k, v in values.items() if k.startswith("cpu") and k[3:].isdigit()}
         return cls(serial, "device", values.get("model", ""), values.get("manufacturer", ""), values.get("soc", ""),
                    tuple(a for a in values.get("abilist", "").split(",") if a), values.get("android", ""),
-                   values.get("sdk", ""), cpus, values.get("mask", ""), parse_conditions(values.get("conditions", "")))
+                   values.get("sdk", ""), cpus, values.get("mask", ""), parse_conditions(values.get("conditions", "")),
+                   values.get("gpu", ""))
 
     @property
     def mask_cores(self) -> list[int]:
@@ -129,7 +143,7 @@ class PhoneInfo:
                 "soc": self.soc, "abilist": list(self.abilist), "android": self.android, "sdk": self.sdk,
                 "cores": len(self.cpus), "max_khz": {str(k): v[0] for k, v in self.cpus.items()},
                 "governors": {str(k): v[1] for k, v in self.cpus.items()}, "big_core_mask": self.mask,
-                "conditions": self.conditions}
+                "conditions": self.conditions, "gpu": self.gpu}
 
 
 def parse_conditions(text: str) -> dict[str, str]:
@@ -218,11 +232,15 @@ class AndroidDevice(Device):
     """A phone that measures .tflite models with benchmark_model, as a detached job."""
 
     methods = frozenset({IN_NETWORK, ISOLATED})
-    delegates = ("xnnpack", "none")
+    delegates = tuple(DELEGATE_FLAGS)
 
     def __init__(self, serial: str, binary: str | Path, config: DeviceConfig, settings: PhoneSettings = PhoneSettings(),
                  reconnect_timeout: float = 120.0):
         self._check_config(config)
+        if config.delegate in ACCELERATORS and config.method == IN_NETWORK:
+            raise LatprofError(f"the {config.delegate.upper()} delegate runs a whole network as one node and reports no "
+                               "per-op times (tensorflow#53138): use --method isolated, which times each op as its own "
+                               "model, run whole by the delegate")
         self.config, self.settings = config, settings
         self.binary = Path(binary)
         if not self.binary.is_file():
@@ -278,7 +296,7 @@ class AndroidDevice(Device):
         s = self.settings
         flags = {"num_threads": self.config.threads, "warmup_runs": s.warmup_runs, "warmup_min_secs": s.warmup_min_secs,
                  "num_runs": s.num_runs, "min_secs": s.min_secs, "max_secs": s.max_secs,
-                 "use_xnnpack": self.config.delegate == "xnnpack"}
+                 **DELEGATE_FLAGS[self.config.delegate]}
         return {**flags, "enable_op_profiling": True} if profiling else flags
 
     def provenance(self) -> Provenance:
@@ -290,17 +308,21 @@ class AndroidDevice(Device):
         how = f"{HOW[c.method]}; flags {' '.join(format_flags(self.flags))}"
         if c.method == IN_NETWORK:
             how += "; op profiles add --enable_op_profiling=true"
+        if c.delegate in ACCELERATORS:
+            how += f"; only models the {c.delegate.upper()} delegate runs whole"
+        # The GPU that runs the models is part of the hardware a GPU LUT is valid for.
+        gpu = f"; GPU {info.gpu or 'unknown'}" if c.delegate == "gpu" else ""
         return Provenance(
             device=f"{info.manufacturer} {info.model}".strip(),
             hardware=f"{info.soc} ({info.abilist[0] if info.abilist else '?'}, {len(info.cpus)} cores; "
-                     f"pinned to cores {cores} @ {'/'.join(freqs)} kHz, governor {'/'.join(governors)})",
+                     f"pinned to cores {cores} @ {'/'.join(freqs)} kHz, governor {'/'.join(governors)}{gpu})",
             runtime=f"benchmark_model on Android {info.android} (SDK {info.sdk})",
             binary_sha256=self.binary_sha256, threads=c.threads, delegate=c.delegate, dtype=c.dtype,
             method=method_tag(c.method, how),
             details={"serials": [self.serial], "affinity_mask": info.mask, "binary": self.binary.name,
                      "cpus": {str(k): list(v) for k, v in info.cpus.items()}, "abilist": list(info.abilist),
                      "conditions_at_start": info.conditions, "cool_status": s.cool_status,
-                     "cool_timeout": s.cool_timeout, "pause": s.pause, "rounds": s.rounds})
+                     "cool_timeout": s.cool_timeout, "pause": s.pause, "rounds": s.rounds, "gpu": info.gpu})
 
     def measure_models(self, models: Sequence[str | Path], progress: Progress = _no_progress) -> list[Timing]:
         """Every model timed now, in rounds (:func:`measure_in_rounds`), each round a job into a
@@ -517,11 +539,22 @@ class AndroidDevice(Device):
                          "starting the measurement loop")
 
     def _output(self, name: str, results_dir: str, profiling: bool) -> tuple[BenchmarkRun, dict]:
-        """Pull and parse one result file, with its conditions (thermal, clocks, battery)."""
+        """Pull and parse one result file, with its conditions (thermal, clocks, battery).  A
+        delegate that was rejected, or ran only part of the model, fails the model (ModelFailed,
+        not measured again: a re-run would say the same)."""
         text = self.phone.read(f"{results_dir}/{name}.txt").decode("utf-8", "replace")
         header = dict(line[len("latprof-"):].split("=", 1) for line in text.splitlines()
                       if line.startswith("latprof-") and "=" in line)
-        if header.get("exit") != "0":
+        flags = {**self.flags_for(profiling), "graph": f"{ROOT}/models/{name}.tflite"}
+        try:
+            if header.get("exit") == "0":
+                run = parse_benchmark_output(text, flags)
+            else:
+                refuse_delegate_failures(text, flags)
+                run = None
+        except DelegateRefused as refused:
+            raise ModelFailed(f"model {name[:12]} on phone {self.serial}: {refused}") from None
+        if run is None:
             lines = [line for line in text.splitlines() if line.strip() and not line.startswith("latprof-")]
             retried = "retry" in header
             again = "; it failed twice, so it does not run on this phone" if retried else \
@@ -529,8 +562,8 @@ class AndroidDevice(Device):
             raise ModelFailed(f"phone {self.serial}: benchmark_model failed on model {name[:12]} (exit "
                               f"{header.get('exit', 'unknown')}: {lines[-1] if lines else 'no output'}){again}",
                               retried)
-        run = parse_benchmark_output(text, {**self.flags_for(profiling), "graph": f"{ROOT}/models/{name}.tflite"})
         conditions = {"cooldown_s": int(header.get("cooldown", 0)), "mask": header.get("mask", ""),
+                      **({"delegate_backend": run.delegate_backend} if run.delegate_backend else {}),
                       **{f"before_{k}": v for k, v in parse_conditions(header.get("before", "")).items()},
                       **{f"after_{k}": v for k, v in parse_conditions(header.get("after", "")).items()}}
         return run, conditions

@@ -98,6 +98,10 @@ class HostDevice(Device):
     delegates = ("xnnpack", "none")
 
     def __init__(self, config: DeviceConfig = DeviceConfig(), settings: HostSettings = HostSettings()):
+        if config.delegate in ("gpu", "nnapi"):
+            raise LatprofError(f"the host runs LiteRT on its CPU and has no {config.delegate.upper()} delegate: measure "
+                               f"--delegate {config.delegate} on a phone (--device SERIAL), or use --delegate xnnpack "
+                               "or none here")
         self._check_config(config)
         if config.method == IN_NETWORK and config.delegate != "xnnpack":
             raise LatprofError("timing ops inside networks on the host reads XNNPACK's own per-operator times; use "

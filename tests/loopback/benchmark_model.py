@@ -35,6 +35,14 @@ latprof modules it uses (``BUNDLED`` and what they import), which it imports fro
 When ``BENCHMARK_MODEL_CALL_LOG`` is set, every invocation appends its --graph value as one line
 to that file, so tests can count runs; ``BENCHMARK_MODEL_UNKNOWN_FLAGS=a,b`` makes it an older
 build that does not know those flags.
+
+--use_gpu=true and --use_nnapi=true make it a phone with a GPU (OpenCL) and an NNAPI accelerator:
+it logs what the real tool and the delegates log (tensorflow#43541, #56301, #57907; see
+tests/captures/) and times the model on the CPU, as a phone does with what a delegate leaves.
+Which ops the delegates take is the test's to say, per op type, so it differs by model:
+``BENCHMARK_MODEL_UNSUPPORTED_OPS=MEAN,ADD`` (a model with some of them runs partly delegated, a
+model of only those not at all); ``BENCHMARK_MODEL_DELEGATE_FAILS=1`` makes the delegate fail to
+apply, as a GPU driver that cannot build its kernels does (the run then fails).
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ FLAGS = {
     "graph": (str, "", "graph file name"),
     "enable_op_profiling": (bool, False, "enable op profiling"),
     "help": (bool, False, "Print out all supported flags if true."),
+    "use_gpu": (bool, False, "use gpu"),
+    "use_nnapi": (bool, False, "use nnapi delegate api"),
     "use_xnnpack": (bool, False, "explicitly apply the XNNPACK delegate. Note the XNNPACK delegate could be implicitly "
                                  "applied by the TF Lite runtime regardless the value of this parameter. To disable "
                                  "this implicit application, set the value to false explicitly."),
@@ -83,7 +93,11 @@ ECHOES = [("num_runs", "Min num runs"), ("min_secs", "Min runs duration (seconds
           ("num_threads", "Num threads"), ("warmup_runs", "Min warmup runs"),
           ("warmup_min_secs", "Min warmup runs duration (seconds)"), ("graph", "Graph"),
           ("enable_op_profiling", "Enable op profiling"), ("num_threads", "#threads used for CPU inference"),
-          ("use_xnnpack", "Use xnnpack")]
+          ("use_gpu", "Use gpu"), ("use_nnapi", "Use NNAPI"), ("use_xnnpack", "Use xnnpack")]
+# The accelerators: benchmark_model's flag -> the name its delegate provider logs, and the node
+# type of the delegate's kernel in the op-profiling table.
+ACCELERATORS = {"use_gpu": ("GPU", "TfLiteGpuDelegateV2"), "use_nnapi": ("NNAPI", "TfLiteNnapiDelegate")}
+NNAPI_DEVICES = "loopback-npu,nnapi-reference"
 TYPE_NAMES = {int: "int32", float: "float", bool: "bool", str: "string"}
 
 
@@ -152,6 +166,8 @@ def log_params(values: dict, given: set[str], fmt: str, log: Log) -> None:
     for name, label in ECHOES:
         if fmt in ("old", "old-nostats") or name in given or name == "graph":
             log(f"{label}: [{cpp(values[name])}]")
+            if name == "use_nnapi" and values[name]:  # the NNAPI provider names the phone's accelerators
+                log(f"NNAPI accelerators available: [{NNAPI_DEVICES}]")
         if name == "graph" and fmt in ("current", "all-same"):
             log("Signature to run: []")
 
@@ -228,6 +244,51 @@ def execution_plan(interpreter, fmt: str) -> list[tuple[str, str]]:
             name += f":{op['index']}"
         plan.append((position, "TfLiteXNNPackDelegate" if delegate else op["op_name"], name))
     return [entry[1:] for entry in sorted(plan)]
+
+
+def apply_accelerator(interpreter, name: str, log: Log) -> bool:
+    """What ModifyGraphWithDelegate and the tool log for the GPU or NNAPI delegate (``name``);
+    whether it took the whole graph.  The ops it does not take are BENCHMARK_MODEL_UNSUPPORTED_OPS;
+    its kernels are the stretches of consecutive ops it takes.  Raises Failed when it fails to
+    apply (BENCHMARK_MODEL_DELEGATE_FAILS)."""
+    runtime = Log(prefixed=True)  # the runtime's own lines carry severities in every build
+    unsupported = set(filter(None, os.environ.get("BENCHMARK_MODEL_UNSUPPORTED_OPS", "").split(",")))
+    ops = [op["op_name"] for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+    taken = [op not in unsupported for op in ops]
+    kernels = sum(1 for i, take in enumerate(taken) if take and (i == 0 or not taken[i - 1]))
+    runtime(f"Created TensorFlow Lite delegate for {name}.")
+    log(f"{name} delegate created.")
+    if os.environ.get("BENCHMARK_MODEL_DELEGATE_FAILS"):
+        node = "TfLiteGpuDelegateV2" if name == "GPU" else "TfLiteNnapiDelegate"
+        for line in ("TfLiteGpuDelegate Init: Failed to build program executable - Build program failure"
+                     if name == "GPU" else "NN API returned error ANEURALNETWORKS_OP_FAILED at line 1101 while "
+                     "completing NNAPI compilation.", f"Node number {len(ops)} ({node}) failed to prepare.",
+                     "Restored original execution plan after delegate application failure."):
+            runtime(line, "ERROR")
+        log(f"Failed to apply {name} delegate.", "ERROR")
+        raise Failed
+    refused = list(dict.fromkeys(op for op, take in zip(ops, taken) if not take))
+    if name == "GPU":
+        if refused:
+            split = (f"{sum(taken)} operations will run on the GPU, and the remaining {len(ops) - sum(taken)} "
+                     "operations will run on the CPU." if any(taken) else
+                     f"No operations will run on the GPU, and all {len(ops)} operations will run on the CPU.")
+            runtime("Following operations are not supported by GPU delegate:\n"
+                    + "".join(f"{op}: Operation is not supported.\n" for op in refused) + split, "ERROR")
+        if kernels:
+            runtime("Initialized OpenCL-based API.")
+        runtime(f"Created {kernels} GPU delegate kernels.")
+    else:
+        for op in refused:
+            runtime(f"Operator {op} (v1) refused by NNAPI delegate: Unsupported operation type.", "WARNING")
+    if kernels == 1 and all(taken):
+        log(f"Explicitly applied {name} delegate, and the model graph will be completely executed by the delegate.")
+    elif kernels:
+        log(f"Explicitly applied {name} delegate, and the model graph will be partially executed by the delegate w/ "
+            f"{kernels} delegate kernels.")
+    else:
+        log(f"Though {name} delegate is explicitly applied, the model graph will not be executed by the delegate.")
+    return kernels == 1 and all(taken)
 
 
 def random_inputs(interpreter):
@@ -508,6 +569,9 @@ def benchmark(argv: list[str], fmt: str, log: Log) -> None:
     start_kb, start = rss_kb(), time.monotonic_ns()
     interpreter = load(values, given, log)
     plan = execution_plan(interpreter, fmt)
+    for flag, (name, node_type) in ACCELERATORS.items():
+        if values[flag] and apply_accelerator(interpreter, name, log):
+            plan = [(node_type, plan[-1][1])]  # the whole graph is one node of the delegate's
     delegated = sum(node_type == "TfLiteXNNPackDelegate" for node_type, _ in plan)
     if values["use_xnnpack"] and delegated:
         how = ("completely executed by the delegate" if len(plan) == 1 else

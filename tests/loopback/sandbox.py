@@ -5,7 +5,9 @@ Device paths, as a command on the phone sees them:
 
     /system/bin/sh                 -> /bin/sh (the host's dash: device scripts must be POSIX sh)
     /system/bin/getprop            `getprop NAME [DEFAULT]`, bare `getprop` lists `[name]: [value]`
-    /system/bin/dumpsys            `dumpsys thermalservice` and `dumpsys battery`, in Android's formats
+    /system/bin/dumpsys            `dumpsys thermalservice`, `dumpsys battery` and the GLES line of
+                                   `dumpsys SurfaceFlinger` (property debug.loopback.gles; none when empty),
+                                   in Android's formats
     /system/build.prop             the system properties getprop reads (name=value lines)
     /system/etc/loopback/thermal_status   the thermal service's status, 0 (none) ... 6 (shutdown)
     /sys/devices/system/cpu/...    one cpuN per host CPU (so taskset masks are valid here), big.LITTLE
@@ -49,7 +51,8 @@ printf '%s\n' "${2:-}"
 """
 
 DUMPSYS = r"""#!/system/bin/sh
-# dumpsys [thermalservice|battery]: the loopback phone's state (see sandbox.py), in Android's formats.
+# dumpsys [thermalservice|battery|SurfaceFlinger]: the loopback phone's state (see sandbox.py), in
+# Android's formats (of SurfaceFlinger's long dump, only the GPU line "GLES: vendor, renderer, version").
 status=$(cat /system/etc/loopback/thermal_status)
 supply=/sys/class/power_supply
 
@@ -110,9 +113,16 @@ battery() {
     echo "  technology: Li-ion"
 }
 
+surfaceflinger() {
+    echo "Build configuration: [sf PRESENT_TIME_OFFSET=0 FORCE_HWC_FOR_RBG_TO_YUV=1]"
+    gles=$(getprop debug.loopback.gles)
+    [ -z "$gles" ] || echo "GLES: $gles"
+}
+
 case ${1:-} in
     thermalservice) thermalservice ;;
     battery) battery ;;
+    SurfaceFlinger) surfaceflinger ;;
     '') thermalservice; battery ;;
     *) echo "Can't find service: $1" >&2; exit 1 ;;
 esac
@@ -129,7 +139,9 @@ def phone_properties(model: str = "Pixel 7", overrides: Mapping[str, str] | None
         "ro.build.fingerprint": f"loopback/{device}/{device}:14/LOOPBACK/1:userdebug/test-keys",
         "ro.build.version.release": "14",
         "ro.build.version.sdk": "34",
+        "debug.loopback.gles": "Loopback, Loopback GPU (host CPU), OpenGL ES 3.2",
         "ro.hardware": device,
+        "ro.hardware.egl": "loopback",
         "ro.product.brand": "loopback",
         "ro.product.cpu.abi": abi,
         "ro.product.cpu.abilist": abilist,
