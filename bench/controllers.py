@@ -135,7 +135,7 @@ def main() -> None:
         results = list(pool.map(run, tasks))
 
     checkpoints = [c for c in CHECKPOINTS if c <= args.budget]
-    summary, plot_curves = {}, {}
+    table, checks, optima, plot_curves = [], {}, {}, {}
     for preset in PRESETS:
         reward = Reward.preset(preset, target_ms)
 
@@ -143,20 +143,19 @@ def main() -> None:
             return reward(*_scorer(tuple(decisions)))  # noqa: B023 (used within this iteration)
 
         runs = [r for r in results if r["preset"] == preset]
-        # R*: the best reward known, from every run's best candidate polished by coordinate ascent
-        starts = sorted(runs, key=lambda r: -r["best"])[:5]
+        # R*: the best reward known, from the best runs' best candidates polished by coordinate ascent
         optimum = max(r["best"] for r in runs)
-        for r in starts:
+        for r in sorted(runs, key=lambda r: -r["best"])[:5]:
             optimum = max(optimum, polish(r["best_decisions"], score)[0])
+        optima[preset] = optimum
         rows = []
         for name in CONTROLLERS:
             mine = [r for r in runs if r["controller"] == name]
             curves = np.array([r["curve"] for r in mine])
             regret = 100 * (optimum - curves) / optimum
             plot_curves[(preset, name)] = regret.mean(axis=0)
-            row = {"controller": name}
-            for c in checkpoints:
-                row[f"regret@{c}_pct"] = round(float(regret[:, c - 1].mean()), 3)
+            row = {"preset": preset, "controller": name}
+            row.update({f"regret@{c}_pct": round(float(regret[:, c - 1].mean()), 3) for c in checkpoints})
             row["reached_optimum"] = int(sum(np.isclose(curves[:, -1], optimum, rtol=1e-9)))
             for c in checkpoints:
                 values = [r["entropy"][c] for r in mine if c in r["entropy"]]
@@ -164,16 +163,19 @@ def main() -> None:
                     row[f"entropy@{c}"] = round(float(np.mean(values)), 2)
             row["cpu_s_per_run"] = round(float(np.mean([r["cpu_s"] for r in mine])), 1)
             rows.append(row)
-        summary[preset] = {"optimum_reward": optimum, "rows": rows, "checks": _checks(rows, checkpoints)}
-        common.print_table(rows, title=f"{preset} constraint (T = {target_ms} ms, R* = {optimum:.5f}): mean regret "
-                                       f"in % over {args.seeds} seeds")
-        for check, holds in summary[preset]["checks"].items():
+        table += rows
+        preset_checks = _checks(rows, checkpoints)
+        checks.update({f"{preset}: {check}": holds for check, holds in preset_checks.items()})
+        common.print_table([{k: v for k, v in row.items() if k != "preset"} for row in rows],
+                           title=f"{preset} constraint (T = {target_ms} ms, R* = {optimum:.5f}): mean regret in % over "
+                                 f"{args.seeds} seeds")
+        for check, holds in preset_checks.items():
             print(f"  {'yes' if holds else 'NO '}  {check}")
     plot = _plot(plot_curves, args.output.with_suffix(".png"), args.seeds)
     print(f"\nplot: {plot}; {time.monotonic() - started:.0f} s")
     common.write_json(args.output, {**common.context("controllers"), "lut": args.lut, "target_ms": target_ms,
-                                    "seeds": args.seeds, "budget": args.budget, "presets": summary,
-                                    "plot": str(plot)})
+                                    "seeds": args.seeds, "budget": args.budget, "optimum_reward": optima,
+                                    "rows": table, "checks": checks, "plot": str(plot)})
 
 
 def _checks(rows: list[dict], checkpoints: list[int]) -> dict[str, bool]:

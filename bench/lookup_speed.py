@@ -33,7 +33,7 @@ from latprof.errors import LatprofError
 from latprof.lut import LUT
 from latprof.network import Network
 from latprof.predict import predict
-from latprof.predictor import fit_predictor
+from latprof.predictor import fit_predictor, lut_training_data
 from latprof.pricing import Pricer
 from latprof.space import get_space
 
@@ -87,10 +87,12 @@ def main() -> None:
               "priced": priced, "per_second": round(warm)}]
 
     small = partial(lut, space)
-    try:
-        model = fit_predictor(small)
-    except (LatprofError, ValueError) as error:
-        model, untrained = None, str(error).splitlines()[0]
+    model, untrained = None, "the LUT has no op rows of those architectures to learn from"
+    if len(lut_training_data(small)[0]) >= 2:
+        try:
+            model = fit_predictor(small)
+        except (LatprofError, ValueError) as error:
+            untrained = str(error).splitlines()[0]
     if model is not None:
         with_predictor, prices = rate(lambda archs: Pricer(small, model).price(archs), candidates, args.repeats)
         ops = [op for arch in candidates[:500] for op in Network(arch).ops]
@@ -110,6 +112,9 @@ def main() -> None:
     p = lut.provenance
     print(f"LUT: {args.lut} ({len(lut)} rows; {p.device}, {p.method.split(' (')[0]})")
     common.print_table(rows, title="candidates priced per second (median over passes)")
+    if not priced:
+        print("no candidate of the MnasNet space is made only of this LUT's rows: the rows time what a candidate "
+              "the LUT lacks costs to find out")
     common.write_json(args.output, {**common.context("lookup_speed"), "lut": str(args.lut), "lut_rows": len(lut),
                                     "lut_provenance": p.to_dict(), "repeats": args.repeats, "rows": rows})
 

@@ -165,10 +165,9 @@ def test_python_snippet_runs(python_executable, cli_env, tiny_lut_path, tmp_path
     result = subprocess.run([python_executable, "-c", code], capture_output=True, text=True, env=cli_env,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    params, macs = result.stdout.split()[:2]
-    assert int(params) > 1_000_000 and int(macs) > 100_000_000
-    assert "CONV_2D|in=224x224x3" in result.stdout
-    assert "None [" in result.stdout  # the tiny LUT lacks MobileNetV2's ops: no latency, the missing listed
+    first, second = result.stdout.splitlines()
+    assert first.startswith("None ['") and first.endswith("[None, None]")  # the tiny LUT lacks their ops: no guess
+    assert float(second) == pytest.approx(0.75 * 1.2 ** -0.07)
 
 
 def test_accuracy_table_points_at_the_benches():

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from latprof.errors import LatprofError
 
@@ -321,6 +322,10 @@ class PPOController(Controller):
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def _propose(self, n: int) -> list[list[int]]:
+        with threadpool_limits(1, user_api="blas"):  # as in _update
+            return self._sample(n)
+
+    def _sample(self, n: int) -> list[list[int]]:
         p = self._views(self.theta)
         x = np.repeat(p["start"][None, :], n, axis=0)
         h, c = np.zeros((n, self.hidden)), np.zeros((n, self.hidden))
@@ -416,7 +421,14 @@ class PPOController(Controller):
             self._update()
 
     def _update(self) -> None:
-        """PPO on the buffered samples; advantages use the baseline as it was before this batch."""
+        """PPO on the buffered samples; advantages use the baseline as it was before this batch.
+
+        On one BLAS thread: the matrices are small (a hundred units, a few samples), and BLAS's
+        threads fighting for cores that training is using made an update 16 times slower."""
+        with threadpool_limits(1, user_api="blas"):
+            self._learn()
+
+    def _learn(self) -> None:
         actions = np.array([d for d, _, _ in self.buffer], dtype=int)
         rewards = np.array([r for _, r, _ in self.buffer])
         old_logp = np.array([lp for _, _, lp in self.buffer])
