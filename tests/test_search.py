@@ -319,3 +319,30 @@ def test_export_writes_the_model_and_measures_it_next_to_the_prediction(run_cli,
     result = json.loads(done.stdout)
     assert output.stat().st_size > 0 and result["path"] == str(output)
     assert result["measured_ms"] > 0 and result["predicted_ms"] > 0 and result["prediction"] == "lut"
+
+
+def test_controller_options_and_objective_are_checked_before_anything_runs(tmp_path):
+    for args, fragment in ((["--controller", "ppo", "--objective", "pareto"], "optimises reward, not 'pareto'"),
+                           (["--controller", "tpe", "--controller-option", "n_startup=3"], "KEY one of objective, n_startup_trials"),
+                           (["--controller", "evolution", "--controller-option", "population_size=many"], "not int")):
+        assert_one_line_error(*invoke("search", "--target-ms", "5", "--lut", "x.json", *args, "-o", tmp_path / "s"),
+                              fragment)
+    assert not (tmp_path / "s").exists()
+    assert_one_line_error(*invoke("search", "--resume", tmp_path, "--controller-option", "lr=0.1"),
+                          "drop --controller-option")
+
+
+def test_a_pareto_search_reports_its_front():
+    from latprof.cli import _search_text
+    from latprof.search.results import pareto_front
+
+    table = pd.DataFrame([{"id": i, "reward": r, "accuracy": a, "latency_ms": lat, "latency_source": "lut", "arch": f"a{i}"}
+                          for i, (r, a, lat) in enumerate([(0.5, 0.6, 3.0), (0.4, 0.5, 4.0), (0.45, 0.7, 5.0)])])
+    front = pareto_front(table)
+    assert list(front["id"]) == [0, 2]  # the slower, less accurate one is dominated
+    summary = {"objective": "pareto", "trained": 3, "rejected": 0, "top_k": table.to_dict(orient="records"),
+               "pareto_front": front.to_dict(orient="records"), "references": [], "pareto_plot": "p.png",
+               "best": {"path": "b.tflite", "predicted_ms": 3.0, "measured_ms": 3.1, "error_pct": 3.3}}
+    text = _search_text(summary, 3, "runs/s")
+    assert "Pareto front of accuracy and latency (runs/s/pareto.csv):" in text
+    assert "a0" in text and "a2" in text and "a1" not in text
