@@ -152,14 +152,14 @@ def block_layers(block: Block, size: int, channels: int, out: int) -> list[Layer
     layers = []
     for index in range(block.repeats):
         stride = block.stride if index == 0 else 1
-        if block.hard_se:
-            se = round_filters(out if block.regular_conv else expanded_width(channels, block.expand), block.se_ratio)
-        else:
-            se = max(1, int(channels * block.se_ratio)) if block.se_ratio else 0
         shortcut = block.skip if channels == out and (stride == 1 or block.skip == SKIP_POOL) else SKIP_NONE
-        layers.append(LayerSpec(BLOCK, size, channels, out, block.kernel, stride, block.expand, se, shortcut,
-                                block.regular_conv, hswish=block.hswish, hard_se=block.hard_se))
-        size, channels = layers[-1].out_size, out
+        layer = LayerSpec(BLOCK, size, channels, out, block.kernel, stride, block.expand, 0, shortcut,
+                          block.regular_conv, hswish=block.hswish, hard_se=block.hard_se)
+        if block.se_ratio:
+            layer = replace(layer, se_ch=round_filters(layer.mid_ch, block.se_ratio) if block.hard_se
+                            else max(1, int(channels * block.se_ratio)))
+        layers.append(layer)
+        size, channels = layer.out_size, out
     return layers
 
 
