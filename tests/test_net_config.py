@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import subprocess
 
 import pytest
 import yaml
@@ -281,3 +282,14 @@ def test_not_a_config_is_one_line(tmp_path, text, hint):
 def test_missing_file_is_one_line(tmp_path):
     code, _, stderr = invoke("arch", "import", tmp_path / "none.config")
     assert code == 2 and "no such file" in stderr and len(stderr.splitlines()) == 1
+
+
+def test_arch_import_does_not_import_tensorflow(tmp_path, python_executable, cli_env):
+    (tmp_path / "net.config").write_text(json.dumps(proxyless_config()))
+    code = ("import sys\nfrom latprof.cli import main\ntry:\n    main(['arch', 'import', sys.argv[1]])\n"
+            "except SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'\n")
+    result = subprocess.run([python_executable, "-c", code, str(tmp_path / "net.config")], capture_output=True,
+                            text=True, env=cli_env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("res224_w1_stem32_head1280_cls1000:r1_k3_s11_e1_i32_o16,")
