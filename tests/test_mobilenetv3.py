@@ -95,15 +95,31 @@ def converted(model_cache):
         patch.setattr(file_utils, "get_file", lambda *a, **k: pytest.fail("keras.applications tried to download"))
         zoo_paths = ensure_zoo(zoo, "float32", model_cache, workers=1)
     ours = ensure_architectures(archs, "float32", model_cache, workers=1)
-    return [(arch, decompose(ours[arch.to_string()]).ops, decompose(zoo_paths[model]).ops)
+    return [(arch, decompose(ours[arch.to_string()]).ops, decompose(zoo_paths[model]).ops, zoo_paths[model])
             for arch, model in zip(archs, zoo)]
 
 
 def test_built_model_converts_to_the_network_ops_and_the_zoo_ops(converted):
-    for arch, ours, zoo in converted:
+    for arch, ours, zoo, _ in converted:
         assert [op.key for op in ours] == [op.key for op in Network(arch).ops]
         # the zoo's model starts with its input rescaling (x * 1/127.5 - 1), which latprof leaves out
         assert [op.op for op in zoo[:2]] == ["MUL", "ADD"] and list(zoo[2:]) == list(ours)
+
+
+def test_reference_is_predicted_from_the_profiled_zoo_model(converted, host_device, model_cache, tmp_path):
+    """Profile the zoo's MobileNetV3-Small (its ops timed inside it): every op of the reference
+    name is then in the LUT, and it costs the zoo model less its input rescaling."""
+    from latprof.lut import build_lut
+    from latprof.predict import predict
+    from latprof.profiling import profile
+
+    arch, _, zoo, path = converted[0]
+    profile(host_device, tmp_path / "run", model_cache, networks={"zoo": path}, record_state=False)
+    lut = build_lut([tmp_path / "run"])
+    ours, theirs = predict(arch.to_string(), lut), predict(str(path), lut)
+    assert ours.missing == [] and ours.predicted_ops == 0 and ours.ops == len(zoo) - 2
+    rescaling_us = sum(lut.op_latency_us(op) for op in zoo[:2])
+    assert ours.known_ms == pytest.approx(theirs.known_ms - rescaling_us / 1000, abs=1e-9)
 
 
 def test_keras_model_has_the_network_params():
