@@ -42,10 +42,10 @@ class _Config:
     def error(self, problem: str) -> LatprofError:
         return LatprofError(f"{self.source}: {self.where}: {problem}")
 
-    def int(self, name: str, low: int = 1) -> int:
+    def int(self, name: str) -> int:
         value = self.data.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise self.error(f"{name} must be an integer >= {low}, found {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.error(f"{name} must be an integer >= 1, found {value!r}")
         return value
 
     def child(self, name: str) -> _Config:
