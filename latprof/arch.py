@@ -1,12 +1,19 @@
 """Architectures as data: blocks, whole networks, and their block-string grammar.
 
 The grammar is the one of the MnasNet reference code (tensorflow/tpu, mnasnet_models.py):
-``r{repeats}_k{kernel}_s{sy}{sx}_e{expand}_i{in}_o{out}[_se{ratio}][_noskip]``, extended by two
-flag tokens for the choices of the MnasNet search space that the reference strings never needed:
+``r{repeats}_k{kernel}_s{sy}{sx}_e{expand}_i{in}_o{out}[_se{ratio}][_noskip]``, extended by flag
+tokens for the choices of the MnasNet search space that the reference strings never needed:
 ``_conv`` (the block's op is a regular k x k convolution instead of a depthwise one) and
-``_poolskip`` (the shortcut is an average pool instead of the identity).  An architecture is a
-list of blocks plus the global settings, written ``res224_w1.0_stem32_head1280_cls1000:blk,blk,...``
-(the global part and each of its tokens are optional) or one of the reference names below.
+``_poolskip`` (the shortcut is an average pool instead of the identity); and by MobileNetV3's
+(Howard et al. 2019): ``_hs`` (the block's expand and depthwise convs use h-swish, not ReLU),
+``_hsig`` (its squeeze-excite is MobileNetV3's: squeeze to ``make_divisible(mid x ratio, 8)`` of
+the expanded width, not of the input width, and gate with a hard sigmoid, relu6(x + 3) / 6), and
+a fractional expansion (``e4.5``: the expanded width is rounded to a multiple of 8, as Keras'
+MobileNetV3 and OFA round it).  An architecture is a list of blocks plus the global settings,
+written ``res224_w1.0_stem32_head1280_cls1000[_mix1280][_hs]:blk,blk,...`` (the global part and
+each of its tokens are optional; ``mix`` adds MobileNetV3's 1x1 conv after the pool, ``hs`` puts
+h-swish in stem and head) or one of the reference names below.  Without the new tokens every
+string means what it always meant: ReLU, sigmoid squeeze-excite, MnasNet's head.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from latprof.errors import LatprofError
 
 SKIP_IDENTITY, SKIP_NONE, SKIP_POOL = "identity", "none", "pool"
+_BLOCK_FLAGS = {"noskip", "poolskip", "conv", "hs", "hsig"}
 
 
 @dataclass(frozen=True)
@@ -30,12 +38,14 @@ class Block:
     repeats: int
     kernel: int
     stride: int
-    expand: int
+    expand: float
     in_filters: int
     out_filters: int
     se_ratio: float = 0.0
     skip: str = SKIP_IDENTITY
     regular_conv: bool = False
+    hswish: bool = False
+    hard_se: bool = False
 
     def __post_init__(self) -> None:
         if self.repeats < 1 or self.kernel < 1 or self.stride not in (1, 2) or self.expand < 1:
@@ -44,9 +54,11 @@ class Block:
             raise LatprofError(f"invalid block {self}: a regular conv block has no expansion (use e1)")
         if not 0.0 <= self.se_ratio <= 1.0 or self.skip not in (SKIP_IDENTITY, SKIP_NONE, SKIP_POOL):
             raise LatprofError(f"invalid block {self}: se ratio in [0, 1], skip identity/none/pool")
+        if self.hard_se and not self.se_ratio:
+            raise LatprofError(f"invalid block {self}: hsig (MobileNetV3's squeeze-excite) needs an se ratio, e.g. se0.25")
 
     def to_string(self) -> str:
-        parts = [f"r{self.repeats}", f"k{self.kernel}", f"s{self.stride}{self.stride}", f"e{self.expand}",
+        parts = [f"r{self.repeats}", f"k{self.kernel}", f"s{self.stride}{self.stride}", f"e{self.expand:g}",
                  f"i{self.in_filters}", f"o{self.out_filters}"]
         if self.se_ratio:
             parts.append(f"se{self.se_ratio:g}")
@@ -56,6 +68,10 @@ class Block:
             parts.append("poolskip")
         if self.regular_conv:
             parts.append("conv")
+        if self.hswish:
+            parts.append("hs")
+        if self.hard_se:
+            parts.append("hsig")
         return "_".join(parts)
 
     @classmethod
@@ -67,27 +83,29 @@ class Block:
                 raise LatprofError(f"cannot read block string {text!r}: bad or repeated token {token!r}")
             options[match.group(1)] = match.group(2) or ""
         flags = {key for key, value in options.items() if value == ""}
-        unknown = set(options) - {"r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv"}
+        unknown = set(options) - {"r", "k", "s", "e", "i", "o", "se", *_BLOCK_FLAGS}
         missing = {"r", "k", "s", "e", "i", "o"} - set(options)
-        if unknown or missing or not flags <= {"noskip", "poolskip", "conv"} or {"noskip", "poolskip"} <= flags:
+        if unknown or missing or not flags <= _BLOCK_FLAGS or {"noskip", "poolskip"} <= flags:
             problem = f"unknown {sorted(unknown)}" if unknown else f"missing {sorted(missing)}" if missing else "bad flags"
             raise LatprofError(f"cannot read block string {text!r}: {problem}; expected "
-                               "r{repeats}_k{kernel}_s{sy}{sx}_e{expand}_i{in}_o{out}[_se{ratio}][_noskip|_poolskip][_conv]")
+                               "r{repeats}_k{kernel}_s{sy}{sx}_e{expand}_i{in}_o{out}[_se{ratio}][_noskip|_poolskip][_conv][_hs][_hsig]")
         strides = options["s"]
         if len(strides) != 2 or strides[0] != strides[1]:
             raise LatprofError(f"cannot read block string {text!r}: stride must be s11 or s22")
         try:
+            expand = options["e"]
             return cls(repeats=int(options["r"]), kernel=int(options["k"]), stride=int(strides[0]),
-                       expand=int(options["e"]), in_filters=int(options["i"]), out_filters=int(options["o"]),
-                       se_ratio=float(options.get("se", 0) or 0),
+                       expand=float(expand) if "." in expand else int(expand), in_filters=int(options["i"]),
+                       out_filters=int(options["o"]), se_ratio=float(options.get("se", 0) or 0),
                        skip=SKIP_NONE if "noskip" in flags else SKIP_POOL if "poolskip" in flags else SKIP_IDENTITY,
-                       regular_conv="conv" in flags)
+                       regular_conv="conv" in flags, hswish="hs" in flags, hard_se="hsig" in flags)
         except ValueError as exc:
             raise LatprofError(f"cannot read block string {text!r}: {exc}") from None
 
 
 def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
-    """The reference code's width rounding: a multiple of ``divisor``, never more than 10% down."""
+    """The reference code's width rounding: a multiple of ``divisor``, never more than 10% down
+    (also Keras' and OFA's ``make_divisible``/``_depth`` of a width times a ratio)."""
     scaled = filters * multiplier
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * scaled:
@@ -95,12 +113,17 @@ def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
     return int(rounded)
 
 
-_GLOBAL_TOKENS = {"res": "resolution", "w": "width", "stem": "stem", "head": "head", "cls": "classes"}
+_GLOBAL_TOKENS = {"res": "resolution", "w": "width", "stem": "stem", "head": "head", "cls": "classes", "mix": "mix"}
+_GLOBAL_FLAGS = {"hs": "hswish"}
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A whole network: stem conv, blocks, 1x1 head conv, global pool and classifier."""
+    """A whole network: stem conv, blocks, 1x1 head conv, global pool and classifier.
+
+    ``mix`` > 0 gives MobileNetV3's head: after the pool, a 1x1 conv to ``mix`` channels with a
+    bias and no batch norm (OFA's feature mix layer), then the classifier as a 1x1 conv; ``hswish``
+    makes stem, head and mix conv use h-swish.  Like ``head``, ``mix`` is not width-scaled."""
 
     blocks: tuple[Block, ...]
     resolution: int = 224
@@ -108,12 +131,15 @@ class Architecture:
     stem: int = 32
     head: int = 1280
     classes: int = 1000
+    mix: int = 0
+    hswish: bool = False
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.blocks:
             raise LatprofError("an architecture needs at least one block")
-        if self.resolution < 8 or self.width <= 0 or self.stem < 1 or self.head < 1 or self.classes < 1:
+        if self.resolution < 8 or self.width <= 0 or self.stem < 1 or self.head < 1 or self.classes < 1 \
+                or self.mix < 0:
             raise LatprofError(f"invalid global settings in {self.to_string()!r}")
 
     def filters(self, base: int) -> int:
@@ -122,7 +148,7 @@ class Architecture:
 
     def to_string(self) -> str:
         globals_ = (f"res{self.resolution}_w{self.width:g}_stem{self.stem}_head{self.head}"
-                    f"_cls{self.classes}")
+                    f"_cls{self.classes}" + (f"_mix{self.mix}" if self.mix else "") + ("_hs" if self.hswish else ""))
         return globals_ + ":" + ",".join(block.to_string() for block in self.blocks)
 
     @classmethod
@@ -140,20 +166,24 @@ class Architecture:
         return cls(blocks=blocks, **_read_globals(head, text))
 
 
-def _read_globals(text: str, whole: str) -> dict[str, int | float]:
-    values: dict[str, int | float] = {}
+def _read_globals(text: str, whole: str) -> dict[str, int | float | bool]:
+    values: dict[str, int | float | bool] = {}
     for token in filter(None, text.split("_")):
+        if token in _GLOBAL_FLAGS:
+            values[_GLOBAL_FLAGS[token]] = True
+            continue
         match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d+)?)", token)
         if not match or match.group(1) not in _GLOBAL_TOKENS:
             raise LatprofError(f"cannot read architecture {whole!r}: unknown setting {token!r} "
-                               f"(known: {', '.join(_GLOBAL_TOKENS)}; or a name: {', '.join(REFERENCES)})")
+                               f"(known: {', '.join([*_GLOBAL_TOKENS, *_GLOBAL_FLAGS])}; "
+                               f"or a name: {', '.join(REFERENCES)})")
         key = _GLOBAL_TOKENS[match.group(1)]
         values[key] = float(match.group(2)) if key == "width" else int(float(match.group(2)))
     return values
 
 
-def _reference(name: str, blocks: str, stem: int = 32) -> Architecture:
-    return Architecture(blocks=tuple(Block.from_string(b) for b in blocks.split()), stem=stem, name=name)
+def _reference(name: str, blocks: str, **settings) -> Architecture:
+    return Architecture(blocks=tuple(Block.from_string(b) for b in blocks.split()), name=name, **settings)
 
 
 REFERENCES: dict[str, Architecture] = {
@@ -169,4 +199,15 @@ REFERENCES: dict[str, Architecture] = {
     "mobilenetv2": _reference("mobilenetv2", """r1_k3_s11_e1_i32_o16 r2_k3_s22_e6_i16_o24
         r3_k3_s22_e6_i24_o32 r4_k3_s22_e6_i32_o64 r3_k3_s11_e6_i64_o96 r3_k3_s22_e6_i96_o160
         r1_k3_s11_e6_i160_o320"""),
+    # Keras' MobileNetV3Small/Large 1.0 (keras.applications, the zoo's mobilenet_v3_*-1.0-*): the same ops
+    # but the input rescaling, which latprof's networks leave to the caller.  88/24 is written 3.6667.
+    "mobilenetv3-small": _reference("mobilenetv3-small", """r1_k3_s22_e1_i16_o16_se0.25_hsig r1_k3_s22_e4.5_i16_o24
+        r1_k3_s11_e3.6667_i24_o24 r1_k5_s22_e4_i24_o40_se0.25_hs_hsig r2_k5_s11_e6_i40_o40_se0.25_hs_hsig
+        r1_k5_s11_e3_i40_o48_se0.25_hs_hsig r1_k5_s11_e3_i48_o48_se0.25_hs_hsig r1_k5_s22_e6_i48_o96_se0.25_hs_hsig
+        r2_k5_s11_e6_i96_o96_se0.25_hs_hsig""", stem=16, head=576, mix=1024, hswish=True),
+    "mobilenetv3-large": _reference("mobilenetv3-large", """r1_k3_s11_e1_i16_o16 r1_k3_s22_e4_i16_o24
+        r1_k3_s11_e3_i24_o24 r1_k5_s22_e3_i24_o40_se0.25_hsig r2_k5_s11_e3_i40_o40_se0.25_hsig
+        r1_k3_s22_e6_i40_o80_hs r1_k3_s11_e2.5_i80_o80_hs r2_k3_s11_e2.3_i80_o80_hs r1_k3_s11_e6_i80_o112_se0.25_hs_hsig
+        r1_k3_s11_e6_i112_o112_se0.25_hs_hsig r1_k5_s22_e6_i112_o160_se0.25_hs_hsig
+        r2_k5_s11_e6_i160_o160_se0.25_hs_hsig""", stem=16, head=960, mix=1280, hswish=True),
 }

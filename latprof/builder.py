@@ -16,36 +16,62 @@ from latprof.ops import OpSpec
 _ACTIVATIONS = {"NONE": None, "RELU": "relu", "RELU6": "relu6"}
 
 
-def _conv_bn(x, filters: int, kernel: int, stride: int, relu: bool, depthwise: bool = False):
+def _activation(x, hswish: bool):
+    return kl.Activation("hard_swish")(x) if hswish else kl.ReLU()(x)
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, relu: bool, depthwise: bool = False, hswish: bool = False):
+    """Conv, batch norm and, with ``relu``, the activation (h-swish instead of ReLU with ``hswish``)."""
     if depthwise:
         x = kl.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False)(x)
     else:
         x = kl.Conv2D(filters, kernel, stride, padding="same", use_bias=False)(x)
     x = kl.BatchNormalization(momentum=0.99, epsilon=1e-3)(x)
-    return kl.ReLU()(x) if relu else x
+    return _activation(x, hswish) if relu else x
+
+
+def _head(x, layer: LayerSpec):
+    """MnasNet's head, or with ``mix_ch`` Keras' MobileNetV3 head (pool, 1x1 conv with a bias and
+    no batch norm, dropout, classifier as a 1x1 conv, flatten), so both convert to their ops."""
+    x = _conv_bn(x, layer.out_ch, 1, 1, relu=True, hswish=layer.hswish)
+    if not layer.mix_ch:
+        x = kl.GlobalAveragePooling2D()(x)
+        x = kl.Dropout(0.2)(x)
+        return kl.Dense(layer.classes, activation="softmax")(x)
+    x = kl.GlobalAveragePooling2D(keepdims=True)(x)
+    x = _activation(kl.Conv2D(layer.mix_ch, 1)(x), layer.hswish)
+    x = kl.Dropout(0.2)(x)
+    x = kl.Flatten()(kl.Conv2D(layer.classes, 1)(x))
+    return kl.Activation("softmax")(x)
+
+
+def _squeeze_excite(x, layer: LayerSpec):
+    """MnasNet's sigmoid gate, or MobileNetV3's hard sigmoid written as Keras' MobileNetV3 writes
+    it, relu6(x + 3) / 6, so that it converts to the same ops as the zoo's model."""
+    s = kl.GlobalAveragePooling2D(keepdims=True)(x)
+    s = kl.Conv2D(layer.se_ch, 1, activation="relu")(s)
+    if layer.hard_se:
+        s = kl.ReLU(6.0)(kl.Conv2D(layer.mid_ch, 1)(s) + 3.0) * (1.0 / 6.0)
+    else:
+        s = kl.Conv2D(layer.mid_ch, 1, activation="sigmoid")(s)
+    return kl.Multiply()([x, s])
 
 
 def _layer(x, layer: LayerSpec):
     """One layer, following the MnasNet reference: conv-BN-ReLU pieces, SE, linear projection."""
     if layer.kind == STEM:
-        return _conv_bn(x, layer.out_ch, layer.kernel, layer.stride, relu=True)
+        return _conv_bn(x, layer.out_ch, layer.kernel, layer.stride, relu=True, hswish=layer.hswish)
     if layer.kind == HEAD:
-        x = _conv_bn(x, layer.out_ch, 1, 1, relu=True)
-        x = kl.GlobalAveragePooling2D()(x)
-        x = kl.Dropout(0.2)(x)
-        return kl.Dense(layer.classes, activation="softmax")(x)
+        return _head(x, layer)
     inputs = x
     if layer.regular_conv:
-        x = _conv_bn(x, layer.mid_ch, layer.kernel, layer.stride, relu=True)
+        x = _conv_bn(x, layer.mid_ch, layer.kernel, layer.stride, relu=True, hswish=layer.hswish)
     else:
         if layer.expand != 1:
-            x = _conv_bn(x, layer.mid_ch, 1, 1, relu=True)
-        x = _conv_bn(x, layer.mid_ch, layer.kernel, layer.stride, relu=True, depthwise=True)
+            x = _conv_bn(x, layer.mid_ch, 1, 1, relu=True, hswish=layer.hswish)
+        x = _conv_bn(x, layer.mid_ch, layer.kernel, layer.stride, relu=True, depthwise=True, hswish=layer.hswish)
     if layer.se_ch:
-        s = kl.GlobalAveragePooling2D(keepdims=True)(x)
-        s = kl.Conv2D(layer.se_ch, 1, activation="relu")(s)
-        s = kl.Conv2D(layer.mid_ch, 1, activation="sigmoid")(s)
-        x = kl.Multiply()([x, s])
+        x = _squeeze_excite(x, layer)
     if not layer.regular_conv:
         x = _conv_bn(x, layer.out_ch, 1, 1, relu=False)
     if layer.shortcut == SKIP_NONE:

@@ -325,7 +325,7 @@ def lut_build(run_dirs, output, allow_mixed, as_json):
 @click.option("--dtype", default="float32", show_default=True, help="Data type it was measured with.")
 @click.option("--json", "as_json", is_flag=True)
 def lut_import(yaml_file, output, device, hardware, runtime, threads, delegate, dtype, as_json):
-    """Read a ProxylessNAS/OFA yaml LUT (key -> {count, mean, var}) into a LUT of layer rows.
+    """Read a ProxylessNAS/OFA yaml LUT (key -> {count, mean, var} or OFA's {count, mean, std}) into a LUT of layer rows.
 
     Predictions of architectures then use a layer's row where the LUT has its key. The provenance
     is what the options say (the yaml records none); binary_sha256 is the yaml file's sha256.
@@ -810,6 +810,33 @@ def _search_text(summary: dict, evaluations: int, out_dir) -> str:
     lines += ["", f"best model: {best['path']}: predicted {best['predicted_ms']:.3f} ms, measured "
                   f"{best['measured_ms']:.3f} ms ({best['error_pct']:+.1f}%)", f"Pareto plot: {summary['pareto_plot']}"]
     return "\n".join(lines)
+
+
+@main.group("arch")
+def arch_group() -> None:
+    """Architectures from other tools."""
+
+
+@arch_group.command("import")
+@click.argument("config_file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--resolution", default=224, show_default=True, type=click.IntRange(8),
+              help="Input size the network runs at (net.config files do not say).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the architecture string to this file.")
+@click.option("--json", "as_json", is_flag=True)
+def arch_import(config_file, resolution, output, as_json):
+    """Read a ProxylessNAS or OFA MobileNetV3 net.config and print its architecture string, which
+    'latprof predict' reads (with an imported layer LUT, a profiled LUT or a predictor)."""
+    from latprof.jsonl import write_text_atomic
+    from latprof.net_config import import_net_config
+    from latprof.network import Network
+
+    arch = import_net_config(config_file, resolution)
+    text, net = arch.to_string(), Network(arch)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(output), text + "\n")
+    _emit({"architecture": text, "resolution": resolution, "blocks": len(arch.blocks), "layers": len(net.layers),
+           "macs": net.macs, "params": net.params, "output": output}, as_json, text)
 
 
 @main.command()

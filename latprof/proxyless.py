@@ -1,7 +1,8 @@
 """The ProxylessNAS / Once-for-All yaml LUT format: import, export, and layer-level prediction.
 
 ProxylessNAS (Cai et al. 2019) and OFA publish per-layer phone LUTs as one YAML mapping
-``key -> {count, mean, var}`` (``mean`` in ms over ``count`` runs, ``var`` in ms^2).  Keys name whole
+``key -> {count, mean, var}`` (``mean`` in ms over ``count`` runs, ``var`` in ms^2; OFA's published
+tables write ``std`` in ms instead of ``var``).  Keys name whole
 layers, ``TYPE-input:HxWxC-output:HxWxC[-ATTR:VALUE...]``:
 
 - ``Conv`` (the 3x3 stride-2 stem conv), ``Conv_1`` (the 1x1 head conv), ``Logits`` (everything after
@@ -9,8 +10,9 @@ layers, ``TYPE-input:HxWxC-output:HxWxC[-ATTR:VALUE...]``:
 - ``expanded_conv`` (an MBConv layer) with ``-expand:E-kernel:K-stride:S-idskip:0|1``, where E is the
   expansion ratio;
 - the OFA variant adds ``-se:0|1-hs:0|1`` to ``expanded_conv`` and there E is the absolute middle
-  (depthwise) width; its head is ``Conv_1``, ``AvgPool2D`` (fxfxC to 1x1xC), ``Conv_2`` (1x1 feature
-  mix) and ``Logits-input:1x1xC``.
+  (depthwise) width, ``se`` marks a squeeze-excite (hard-sigmoid gated) and ``hs`` h-swish
+  activations; its head is ``Conv_1``, ``AvgPool2D`` (fxfxC to 1x1xC), ``Conv_2`` (1x1 feature mix,
+  MobileNetV3's, latprof's ``mix``) and ``Logits-input:1x1xC``.
 
 A latprof LUT may hold such layer rows next to op rows (``op`` is the layer type).  A layer row
 stands for all the ops of that layer: predicting an architecture uses a layer's row when the LUT
@@ -105,27 +107,36 @@ class LayerKey:
 
 def layer_parts(layer: LayerSpec, variant: str = PROXYLESS) -> list[Part] | None:
     """The format's entries for one latprof layer, each with the ops it covers; None when the layer
-    cannot be written in ``variant``: regular-conv layers, pool shortcuts, and squeeze-excite layers
-    outside the OFA variant.  The head is two entries (three in OFA's): ``Conv_1`` and ``Logits``.
+    cannot be written in ``variant``: regular-conv layers, pool shortcuts, and, outside the OFA
+    variant, squeeze-excite, h-swish and fractional-expansion layers.  The head is two entries
+    (three in OFA's, four with MobileNetV3's mix conv, which OFA calls ``Conv_2``): ``Conv_1``,
+    [``AvgPool2D``, ``Conv_2``,] ``Logits``.
 
-    OFA's ``se:1`` key does not carry the squeeze width (OFA squeezes to mid/4 rounded to 8, latprof
-    to in_ch x ratio), so an SE layer and an OFA row match in structure, not necessarily in width.
+    OFA's ``se:1`` key does not carry the squeeze width (OFA squeezes to mid/4 rounded to 8, as
+    ``_hsig`` does; MnasNet's SE to in_ch x ratio), so an SE layer and an OFA row match in
+    structure, not necessarily in width; ``hs:1`` is a layer with h-swish activations.
     """
     h, o, ops = layer.size, layer.out_size, tuple(layer.ops())
     if layer.kind == STEM:
         return [(LayerKey("Conv", (h, h, layer.in_ch), (o, o, layer.out_ch)).text, ops)] \
             if (layer.kernel, layer.stride, layer.in_ch) == (3, 2, 3) else None
     if layer.kind == HEAD:
-        conv = (LayerKey("Conv_1", (h, h, layer.in_ch), (h, h, layer.out_ch)).text, ops[:1])
-        if variant == OFA:
-            return [conv, (LayerKey("AvgPool2D", (h, h, layer.out_ch), (1, 1, layer.out_ch)).text, ops[1:2]),
-                    (LayerKey("Logits", (1, 1, layer.out_ch), (layer.classes,)).text, ops[2:])]
-        return [conv, (LayerKey("Logits", (h, h, layer.out_ch), (layer.classes,)).text, ops[1:])]
-    if layer.kind != BLOCK or layer.regular_conv or layer.shortcut == SKIP_POOL or (layer.se_ch and variant != OFA):
+        conv, pool, mix, classifier = layer.head_parts()
+        conv_1 = (LayerKey("Conv_1", (h, h, layer.in_ch), (h, h, layer.out_ch)).text, conv)
+        if variant != OFA:
+            return [conv_1, (LayerKey("Logits", (h, h, layer.out_ch), (layer.classes,)).text, pool + mix + classifier)]
+        width = layer.mix_ch or layer.out_ch
+        return [conv_1, (LayerKey("AvgPool2D", (h, h, layer.out_ch), (1, 1, layer.out_ch)).text, pool),
+                *([(LayerKey("Conv_2", (1, 1, layer.out_ch), (1, 1, width)).text, mix)] if mix else []),
+                (LayerKey("Logits", (1, 1, width), (layer.classes,)).text, classifier)]
+    if layer.kind != BLOCK or layer.regular_conv or layer.shortcut == SKIP_POOL:
         return None
-    key = LayerKey(MBCONV, (h, h, layer.in_ch), (o, o, layer.out_ch), layer.mid_ch if variant == OFA else layer.expand,
-                   layer.kernel, layer.stride, int(layer.shortcut == SKIP_IDENTITY),
-                   *((int(bool(layer.se_ch)), 0) if variant == OFA else ()))
+    if variant != OFA and (layer.se_ch or layer.hswish or not float(layer.expand).is_integer()):
+        return None
+    key = LayerKey(MBCONV, (h, h, layer.in_ch), (o, o, layer.out_ch),
+                   layer.mid_ch if variant == OFA else int(layer.expand), layer.kernel, layer.stride,
+                   int(layer.shortcut == SKIP_IDENTITY),
+                   *((int(bool(layer.se_ch)), int(layer.hswish)) if variant == OFA else ()))
     return [(key.text, ops)]
 
 
@@ -202,7 +213,10 @@ def arch_layer_prediction(arch: Architecture, lut: LUT) -> Prediction | None:
 # ---- import ----
 
 def read_yaml(path: str | Path) -> dict[str, dict]:
-    """The entries of a yaml LUT, checked: ``{canonical key: {"count": int, "mean": ms, "var": ms^2}}``."""
+    """The entries of a yaml LUT, checked: ``{canonical key: {"count": int, "mean": ms, "var": ms^2}}``.
+
+    An entry gives its spread as ``var`` (ms^2, ProxylessNAS' tables) or ``std`` (ms, OFA's
+    published ones); a ``std`` is read as its square."""
     import yaml
 
     path = Path(path)
@@ -218,7 +232,7 @@ def read_yaml(path: str | Path) -> dict[str, dict]:
     if not isinstance(document, dict) or not document:
         found = "nothing" if document is None else f"an empty {type(document).__name__}" if not document \
             else f"a {type(document).__name__}"
-        raise LatprofError(f"{path}: not a ProxylessNAS/OFA LUT: expected a mapping key -> {{count, mean, var}}, "
+        raise LatprofError(f"{path}: not a ProxylessNAS/OFA LUT: expected a mapping key -> {{count, mean, var|std}}, "
                            f"found {found}")
     entries = {}
     for key, value in document.items():
@@ -235,15 +249,18 @@ def _number(value) -> bool:
 
 
 def _checked_entry(path: Path, key, value) -> dict:
-    if not isinstance(value, dict) or set(value) != {"count", "mean", "var"}:
+    spread = next((name for name in ("var", "std") if isinstance(value, dict) and set(value) == {"count", "mean", name}),
+                  None)
+    if spread is None:
         found = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
-        raise LatprofError(f"{path}: entry {key!r} must be {{count, mean, var}}, found {found}")
-    count, mean, var = value["count"], value["mean"], value["var"]
+        raise LatprofError(f"{path}: entry {key!r} must be {{count, mean, var}} or {{count, mean, std}}, found {found}")
+    count, mean, deviation = value["count"], value["mean"], value[spread]
     if not _number(mean) or mean <= 0:
         raise LatprofError(f"{path}: entry {key!r} has mean {mean!r}; a latency must be a positive number of ms")
-    if not (_number(count) and count == int(count) and count >= 1) or not (_number(var) and var >= 0):
-        raise LatprofError(f"{path}: entry {key!r} needs a count >= 1 (got {count!r}) and a var >= 0 (got {var!r})")
-    return {"count": int(count), "mean": float(mean), "var": float(var)}
+    if not (_number(count) and count == int(count) and count >= 1) or not (_number(deviation) and deviation >= 0):
+        raise LatprofError(f"{path}: entry {key!r} needs a count >= 1 (got {count!r}) and a {spread} >= 0 "
+                           f"(got {deviation!r})")
+    return {"count": int(count), "mean": float(mean), "var": float(deviation) ** (2 if spread == "std" else 1)}
 
 
 def import_yaml(path: str | Path, device: str | None = None, hardware: str | None = None,
@@ -296,7 +313,7 @@ class ExportSummary:
 
     def text(self) -> str:
         skipped = [f"{n} {what}" for n, what in (
-            (self.not_expressible, "layers the format cannot express (regular conv, pool shortcut, SE outside ofa)"),
+            (self.not_expressible, "layers the format cannot express (regular conv, pool shortcut; SE, h-swish outside ofa)"),
             (self.incomplete, "entries whose ops the LUT lacks"),
             (self.not_positive, "entries adding nothing beyond the invoke overhead"),
             (self.conflicting, "keys another layer gave another value (the first kept)")) if n]

@@ -30,6 +30,7 @@ from latprof.proxyless import (
     export_yaml,
     import_yaml,
     layer_keys,
+    layer_parts,
     predict_layers,
 )
 from latprof.space import get_space
@@ -106,6 +107,34 @@ def test_layers_the_format_cannot_express():
     head = Network(Architecture.from_string(TINY)).layers[-1]
     assert layer_keys(head, "ofa") == ("Conv_1-input:8x8x16-output:8x8x32", "AvgPool2D-input:8x8x32-output:1x1x32",
                                        "Logits-input:1x1x32-output:10")
+
+
+def test_mobilenetv3_layers_in_both_variants():
+    """OFA keys say h-swish (hs:1) and squeeze-excite (se:1) and time MobileNetV3's mix conv as Conv_2;
+    ProxylessNAS keys have neither, so such layers are not expressible there."""
+    layers = Network(Architecture.from_string("mobilenetv3-large")).layers
+    ofa = [layer_keys(layer, "ofa") for layer in layers]
+    assert ofa[0] == ("Conv-input:224x224x3-output:112x112x16",)
+    assert ofa[4] == ("expanded_conv-input:56x56x24-output:28x28x40-expand:72-kernel:5-stride:2-idskip:0-se:1-hs:0",)
+    assert ofa[8] == ("expanded_conv-input:14x14x80-output:14x14x80-expand:200-kernel:3-stride:1-idskip:1-se:0-hs:1",)
+    assert ofa[12] == ("expanded_conv-input:14x14x112-output:14x14x112-expand:672-kernel:3-stride:1-idskip:1"
+                       "-se:1-hs:1",)
+    assert ofa[-1] == ("Conv_1-input:7x7x160-output:7x7x960", "AvgPool2D-input:7x7x960-output:1x1x960",
+                       "Conv_2-input:1x1x960-output:1x1x1280", "Logits-input:1x1x1280-output:1000")
+    assert [op for layer in layers for _, ops in layer_parts(layer, "ofa") for op in ops] == \
+        list(Network(Architecture.from_string("mobilenetv3-large")).ops)
+    proxyless = [layer_keys(layer) for layer in layers]
+    assert proxyless[4] is None and proxyless[8] is None and proxyless[2] is not None
+    assert proxyless[-1] == ("Conv_1-input:7x7x160-output:7x7x960", "Logits-input:7x7x960-output:1000")
+
+
+def test_ofa_std_entries_import_as_their_square(tmp_path):
+    """OFA's published tables write {count, mean, std}: the same LUT as {count, mean, var=std^2}."""
+    std = {key: {"count": c, "mean": m, "std": math.sqrt(v)} for key, (c, m, v) in TINY_ENTRIES.items()}
+    (tmp_path / "std.yaml").write_text(yaml.safe_dump(std))
+    from_std, from_var = import_yaml(tmp_path / "std.yaml"), import_yaml(write_yaml(tmp_path / "var.yaml", TINY_ENTRIES))
+    pd.testing.assert_frame_equal(from_std.table, from_var.table)
+    assert from_std.provenance.details["var_ms2"] == pytest.approx(from_var.provenance.details["var_ms2"])
 
 
 @pytest.mark.parametrize("key", [*TINY_ENTRIES, "Conv_2-input:1x1x960-output:1x1x1280",
@@ -313,6 +342,9 @@ def test_round_trip(tiny_yaml, tmp_path):
     ("Conv-input:32x32x3-output:16x16x8: {count: 3, mean: fast, var: 0}\n", ["mean 'fast'", "positive"]),
     ("Conv-input:32x32x3-output:16x16x8: {count: 0, mean: 1.0, var: 0}\n", ["count >= 1"]),
     ("Conv-input:32x32x3-output:16x16x8: {count: 3, mean: 1.0, var: -2}\n", ["var >= 0"]),
+    ("Conv-input:32x32x3-output:16x16x8: {count: 3, mean: 1.0, std: -0.1}\n", ["std >= 0"]),
+    ("Conv-input:32x32x3-output:16x16x8: {count: 3, mean: 1.0, std: 0.1, var: 0.01}\n",
+     ["{count, mean, std}", "['count', 'mean', 'std', 'var']"]),
     ("Pool-input:8x8x8-output:1x1x8: {count: 3, mean: 1.0, var: 0}\n", ["'Pool-input:8x8x8-output:1x1x8'", "supported"]),
     ("expanded_conv-input:8x8x8-output:8x8x8-expand:3: {count: 3, mean: 1.0, var: 0}\n",
      ["expanded_conv-input:8x8x8-output:8x8x8-expand:3", "kernel"]),

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 QUICKSTART = ["python3 -m pip install -e . && latprof demo -o runs/demo",
               "python3 -m pip install -e '.[test]' && python3 -m pytest -q -n auto"]
-GROUPS = ("lut", "predictor")  # verbs whose commands are subverbs
+GROUPS = ("lut", "predictor", "arch")  # verbs whose commands are subverbs
 
 
 def fenced_blocks(text: str, language: str) -> list[str]:
