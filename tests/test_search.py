@@ -323,7 +323,7 @@ def test_export_writes_the_model_and_measures_it_next_to_the_prediction(run_cli,
 
 def test_controller_options_and_objective_are_checked_before_anything_runs(tmp_path):
     for args, fragment in ((["--controller", "ppo", "--objective", "pareto"], "optimises reward, not 'pareto'"),
-                           (["--controller", "tpe", "--controller-option", "n_startup=3"], "KEY one of objective, n_startup_trials"),
+                           (["--controller", "tpe", "--controller-option", "n_startup=3"], "one of objective, n_startup_trials"),
                            (["--controller", "evolution", "--controller-option", "population_size=many"], "not int")):
         assert_one_line_error(*invoke("search", "--target-ms", "5", "--lut", "x.json", *args, "-o", tmp_path / "s"),
                               fragment)
