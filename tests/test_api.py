@@ -51,7 +51,7 @@ def test_a_predictor_of_another_device_is_refused(files, lut, tmp_path):  # noqa
 @pytest.mark.parametrize("objective", ["constraint", "pareto"])
 def test_the_optuna_example_runs(files, objective):
     done = subprocess.run([sys.executable, str(EXAMPLE), "--lut", str(files[0]), "--predictor", str(files[1]),
-                           "--trials", "25", "--target-ms", "3", "--objective", objective],
+                           "--trials", "12", "--target-ms", "3", "--objective", objective],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]
     if objective == "constraint":
