@@ -45,8 +45,8 @@ from latprof.search.registry import make_controller
 from latprof.search.reward import PRESETS, Reward
 from latprof.space import get_space
 
-CONTROLLERS = ("ppo", "ppo-tuned", "evolution", "random", "tpe", "nsga2")
-OURS = ("ppo", "ppo-tuned", "evolution")
+CONTROLLERS = ("ppo", "ppo-tuned", "evolution", "evolution-guided", "random", "tpe", "nsga2")
+OURS = ("ppo", "ppo-tuned", "evolution", "evolution-guided")
 CHECKPOINTS = (100, 200, 500, 1000)
 SPACE = get_space("mnasnet")
 SIZES = [len(choice.options) for choice in SPACE.choices()]

@@ -18,7 +18,9 @@ from latprof.space import get_space
 
 SIZES = [len(choice.options) for choice in get_space("mnasnet").choices()]
 SMALL = {"ppo": {"batch_size": 8, "hidden": 16}, "ppo-tuned": {"batch_size": 8, "hidden": 16},
-         "evolution": {"population_size": 6, "sample_size": 3}, "random": {}, "tpe": {"n_startup_trials": 5},
+         "evolution": {"population_size": 6, "sample_size": 3},
+         "evolution-guided": {"population_size": 6, "sample_size": 3, "candidates": 5}, "random": {},
+         "tpe": {"n_startup_trials": 5},
          "nsga2": {"population_size": 6, "objective": "reward"}}
 
 

@@ -1,4 +1,5 @@
-"""Search controllers behind one ask/tell seam: MnasNet's PPO-trained RNN, aging evolution, random.
+"""Search controllers behind one ask/tell seam: MnasNet's PPO-trained RNN, aging evolution (plain or
+guided by a ridge model), random.
 
 A controller sees only how many options each factorized decision has; it proposes decision lists
 (``ask``) and learns from their results (``tell``).  The search loop tells each candidate as soon as
@@ -185,31 +186,74 @@ class RegularizedEvolution(Controller):
     population, with one decision changed to another option.  A told candidate joins the population
     and, once the population is full, the oldest member dies, whatever its reward: aging keeps good
     but lucky architectures from ruling forever.  Asks may be outstanding (asynchronous evolution);
-    while none of the first candidates has been told, further asks are random too.
+    while none of the first candidates has been told, further asks are random too.  A child that
+    repeats a candidate asked before is drawn again (up to ``REDRAWS`` times): a repeat costs a
+    training and teaches nothing.
+
+    With ``candidates`` above 1, each child is the best of that many (tournament, mutation) draws as
+    ranked by a ridge regression (``ridge_alpha``) of reward on one-hot decisions, fitted to the
+    ``model_window`` most recently told candidates.  Near-additive rewards, as latency sums over
+    layers and accuracy grows with capacity, make that cheap model good at telling which of a
+    parent's mutations help; fitting it to the recent samples only keeps it local to where the
+    population is, so it sharpens the search instead of pulling it to a global average.
     """
 
     name = "evolution"
+    REDRAWS: ClassVar[int] = 100
 
     def __init__(self, choices: Sequence[int], seed: int = 0, *, population_size: int = 20, sample_size: int = 5,
-                 **common) -> None:
+                 candidates: int = 1, ridge_alpha: float = 0.01, model_window: int = 100, **common) -> None:
         super().__init__(choices, seed, **common)
-        if population_size < 1 or sample_size < 1:
-            raise LatprofError("population_size and sample_size must be at least 1")
+        if min(population_size, sample_size, candidates, model_window) < 1:
+            raise LatprofError("population_size, sample_size, candidates and model_window must be at least 1")
+        if not ridge_alpha > 0:
+            raise LatprofError("ridge_alpha must be positive")
         self.population_size, self.sample_size = int(population_size), int(sample_size)
+        self.candidates, self.ridge_alpha, self.model_window = int(candidates), float(ridge_alpha), int(model_window)
         self.population: list[tuple[list[int], float]] = []  # oldest first
-        self.asked = 0
+        self.recent: list[tuple[list[int], float]] = []  # the last model_window told, oldest first
+        self.asked: list[list[int]] = []  # every candidate asked, in order
+        self._seen = set()
+        self._offsets = np.concatenate([[0], np.cumsum(self.choices)[:-1]]).astype(int)
 
     def _propose(self, n: int) -> list[list[int]]:
+        score = self._model() if self.candidates > 1 else None
         batch = []
         for _ in range(n):
-            if self.asked < self.population_size or not self.population:
-                batch.append(self.random_candidate())
-            else:
-                contestants = self.rng.integers(0, len(self.population), size=self.sample_size)
-                winner = max(contestants, key=lambda i: self.population[i][1])
-                batch.append(self.mutate(self.population[winner][0]))
-            self.asked += 1
+            for _ in range(self.REDRAWS):
+                if len(self.asked) < self.population_size or not self.population:
+                    child = self.random_candidate()
+                elif score is None:
+                    child = self.mutate(self._winner())
+                else:
+                    draws = [self.mutate(self._winner()) for _ in range(self.candidates)]
+                    draws = [d for d in draws if tuple(d) not in self._seen] or draws
+                    child = draws[int(np.argmax(score(draws)))]
+                if tuple(child) not in self._seen:
+                    break
+            self._remember(child)
+            batch.append(child)
         return batch
+
+    def _winner(self) -> list[int]:
+        contestants = self.rng.integers(0, len(self.population), size=self.sample_size)
+        return self.population[max(contestants, key=lambda i: self.population[i][1])][0]
+
+    def _model(self):
+        """The ridge model's score of decision lists, or None before two different rewards are told."""
+        rewards = np.array([r for _, r in self.recent])
+        if len(rewards) < 2 or rewards.std() == 0:
+            return None
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=self.ridge_alpha).fit(self._one_hot([d for d, _ in self.recent]),
+                                                  (rewards - rewards.mean()) / rewards.std())
+        return lambda decisions: model.predict(self._one_hot(decisions))
+
+    def _one_hot(self, decisions: list[list[int]]) -> np.ndarray:
+        x = np.zeros((len(decisions), sum(self.choices)))
+        x[np.arange(len(decisions))[:, None], self._offsets + np.asarray(decisions, dtype=int)] = 1.0
+        return x
 
     def mutate(self, parent: list[int]) -> list[int]:
         """The parent with one decision (among those with a choice) moved to another option, uniformly."""
@@ -221,17 +265,34 @@ class RegularizedEvolution(Controller):
             child[position] = other + (other >= parent[position])
         return child
 
+    def _remember(self, decisions: list[int]) -> None:
+        self.asked.append(list(decisions))
+        self._seen.add(tuple(decisions))
+
     def _observe(self, index: int, decisions: list[int], reward: float) -> None:
         self.population.append((decisions, reward))
         if len(self.population) > self.population_size:
             self.population.pop(0)
+        self.recent = [*self.recent, (decisions, reward)][-self.model_window:]
 
     def _state(self) -> dict:
-        return {"population": [[list(d), r] for d, r in self.population], "asked": self.asked}
+        return {"population": [[list(d), r] for d, r in self.population],
+                "recent": [[list(d), r] for d, r in self.recent], "asked": [list(d) for d in self.asked]}
 
     def _load(self, state: dict) -> None:
         self.population = [([int(x) for x in d], float(r)) for d, r in state["population"]]
-        self.asked = int(state["asked"])
+        self.recent = [([int(x) for x in d], float(r)) for d, r in state["recent"]]
+        self.asked, self._seen = [], set()
+        for d in state["asked"]:
+            self._remember([int(x) for x in d])
+
+
+class GuidedEvolution(RegularizedEvolution):
+    """Aging evolution that spends each training on the best of 50 mutations by its ridge model: the
+    preset for searches of a hundred or a few hundred samples."""
+
+    name = "evolution-guided"
+    preset = {"candidates": 50}
 
 
 class PPOController(Controller):

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import get_type_hints
 
 from latprof.errors import LatprofError
-from latprof.search.controllers import Controller, PPOController, RandomSearch, RegularizedEvolution, TunedPPO
+from latprof.search.controllers import Controller, GuidedEvolution, PPOController, RandomSearch, RegularizedEvolution, TunedPPO
 from latprof.search.optuna_controllers import NSGA2Controller, TPEController
 from latprof.typed import typed_value
 
 CONTROLLERS: dict[str, type[Controller]] = {
-    c.name: c for c in (PPOController, TunedPPO, RegularizedEvolution, RandomSearch, TPEController, NSGA2Controller)}
+    c.name: c for c in (PPOController, TunedPPO, RegularizedEvolution, GuidedEvolution, RandomSearch, TPEController,
+                        NSGA2Controller)}
 
 
 def make_controller(name: str, choices: Sequence[int], seed: int = 0, workdir: Path | None = None,
