@@ -84,6 +84,18 @@ def _init(lut_path: str) -> None:
     _scorer = Scorer(lut_path)
 
 
+def scorer() -> Scorer:
+    """This process's scorer (``_init`` made it)."""
+    return _scorer
+
+
+def random_target() -> float:
+    """T: the 30th percentile of 2,000 random candidates' latency (seed 0), so that the target binds."""
+    rng = np.random.default_rng(0)
+    latencies = [_scorer(tuple(int(rng.integers(k)) for k in SIZES))[1] for _ in range(2000)]
+    return round(float(np.percentile(latencies, 30)), 3)
+
+
 def run(task: tuple) -> dict:
     """One controller, one seed, one preset: the best reward after each sample, and PPO's entropy."""
     name, seed, preset, target_ms, budget = task
@@ -125,9 +137,7 @@ def main() -> None:
     args = parser.parse_args()
 
     _init(args.lut)
-    rng = np.random.default_rng(0)
-    random_latencies = [_scorer(tuple(int(rng.integers(k)) for k in SIZES))[1] for _ in range(2000)]
-    target_ms = round(float(np.percentile(random_latencies, 30)), 3)
+    target_ms = random_target()
     tasks = [(name, seed, preset, target_ms, args.budget) for preset in PRESETS for seed in range(args.seeds)
              for name in CONTROLLERS]
     started = time.monotonic()

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import common  # noqa: E402  (bench/common.py: the benches' table cells)
 
 ORDER = ("host_accuracy", "zoo_accuracy", "predictor_accuracy", "space_profile", "phone_loopback", "kills",
-         "lookup_speed", "train_speed", "controllers")
+         "lookup_speed", "train_speed", "controllers", "controller_drift")
 CONTEXT = ("bench", "command", "started", "commit", "uncommitted_changes", "host", "cpus", "python")
 RAW = {"outputs", "profile", "lut_build", "validate", "phone_provenance", "lut_provenance"}
 MAX_ROWS = 60

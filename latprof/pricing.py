@@ -105,20 +105,14 @@ class Pricer:
         part = self._layers.get(layer)
         if part is not None:
             return part
-        from latprof.proxyless import layer_parts
+        from latprof.proxyless import layer_terms
 
         ops = tuple(layer.ops())
         shares = {op: self._share(op) for op in ops}
         missing = tuple(op for op in ops if shares[op] is None)
-        layer_us: float | None = 0.0
-        for key, group in (layer_parts(layer, self._variant) if self._layer_rows else None) or [(None, ops)]:
-            if key in self._layer_rows:
-                layer_us += self.lut.row_latency_us(key)
-            elif any(shares[op] is None for op in group):
-                layer_us = None
-                break
-            else:
-                layer_us += sum(shares[op] for op in group)
+        terms = [latency for _, latency, _ in layer_terms(layer, self._layer_rows, self._variant,
+                                                          self.lut.row_latency_us, self._share)]
+        layer_us = None if None in terms else sum(terms)
         part = self._layers[layer] = _Part(layer_us, sum(v for v in shares.values() if v is not None), missing)
         return part
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
+from collections.abc import Callable, Container, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -157,36 +158,38 @@ def keys_variant(keys) -> str:
     return OFA if any(LayerKey.parse(key).variant == OFA for key in keys) else PROXYLESS
 
 
-def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> Prediction:
-    """Latency of an architecture: ``overhead_us`` plus, per layer, its layer row when the LUT has
-    the layer's key, else the sum of its ops (each less the overhead, as in :mod:`latprof.predict`).
+def layer_terms(layer: LayerSpec, rows: Container[str], variant: str, row_latency_us: Callable[[str], float],
+                op_latency_us: Callable[[OpSpec], float | None]) -> Iterator[tuple[str, float | None, str]]:
+    """One layer's latency terms, ``(key, latency_us or None, source)``: the layer's row when the LUT
+    has its key (``rows``), else its ops' latencies.  A layer the format expresses whose row and ops
+    are both missing is one missing term under its layer key when the LUT holds layer rows (that row
+    would complete it), else one per missing op.  The one rule every price of a layer LUT follows."""
+    for key, ops in (layer_parts(layer, variant) if len(rows) else None) or [(None, tuple(layer.ops()))]:
+        if key in rows:
+            yield key, row_latency_us(key), "layer row"
+            continue
+        latencies = [op_latency_us(op) for op in ops]
+        if key is not None and None in latencies:
+            yield key, None, "missing"
+            continue
+        for op, latency in zip(ops, latencies):
+            yield op.key, latency, "missing" if latency is None else "lut"
 
-    A layer that the format can express but that has neither a row nor all its ops is reported
-    missing by its layer key when the LUT holds layer rows (that row would complete it), else by
-    its missing op keys; ``ops`` counts the network's ops either way.
-    """
-    rows_index = layer_rows(lut).index
+
+def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> Prediction:
+    """Latency of an architecture: ``overhead_us`` plus the terms of each layer (:func:`layer_terms`),
+    an op's latency less the overhead, as in :mod:`latprof.predict`; ``ops`` counts the network's ops."""
+    rows_index = set(layer_rows(lut).index)
     variant = keys_variant(rows_index)
     total, missing, rows, count = lut.overhead_us, [], [], 0
     for layer in Network(arch).layers:
-        for key, ops in layer_parts(layer, variant) or [(None, tuple(layer.ops()))]:
-            count += len(ops)
-            if key in rows_index:
-                latency = lut.row_latency_us(key)
-                total += latency
-                rows.append({"key": key, "latency_us": latency, "source": "layer row"})
-                continue
-            latencies = [lut.op_latency_us(op) for op in ops]
-            if key is not None and len(rows_index) and None in latencies:
+        count += len(layer.ops())
+        for key, latency, source in layer_terms(layer, rows_index, variant, lut.row_latency_us, lut.op_latency_us):
+            if latency is None:
                 missing.append(key)
-                rows.append({"key": key, "latency_us": None, "source": "missing"})
-                continue
-            for op, latency in zip(ops, latencies):
-                if latency is None:
-                    missing.append(op.key)
-                else:
-                    total += latency
-                rows.append({"key": op.key, "latency_us": latency, "source": "missing" if latency is None else "lut"})
+            else:
+                total += latency
+            rows.append({"key": key, "latency_us": latency, "source": source})
     missing = list(dict.fromkeys(missing))
     return Prediction(target or arch.to_string(), None if missing else round(total / 1000, 4), count, total / 1000,
                       missing, rows)

@@ -133,7 +133,7 @@ def test_evolution_with_outstanding_asks():
 def test_evolution_never_asks_a_candidate_twice_while_new_ones_remain():
     evolution = RegularizedEvolution([2, 2, 2], seed=0, population_size=3, sample_size=2)
     asked = []
-    for step in range(8):  # the space holds 8 candidates
+    for _ in range(8):  # the space holds 8 candidates
         (child,) = evolution.ask(1)
         asked.append(tuple(child))
         evolution.tell([child], [float(sum(child))])

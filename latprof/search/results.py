@@ -72,13 +72,14 @@ def pareto_front(table: pd.DataFrame) -> pd.DataFrame:
     return ordered[ordered["accuracy"] > ordered["accuracy"].cummax().shift(fill_value=-1.0)]
 
 
-def plot_pareto(table: pd.DataFrame, references: list[dict], target_ms: float, path: Path) -> Path:
+def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, references: list[dict], target_ms: float,
+                path: Path) -> Path:
+    """Every candidate, the ``front`` (``pareto_front(table)``) and the references, against the target."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    front = pareto_front(table)
     figure, axes = plt.subplots(figsize=(7, 5))
     axes.scatter(table["latency_ms"], table["accuracy"], s=12, color="0.6", label="candidates")
     axes.plot(front["latency_ms"], front["accuracy"], "o-", color="tab:blue", label="Pareto front")
@@ -119,7 +120,7 @@ def summarize(out_dir: Path, config: SearchConfig, latency_source, executor, dev
     front.to_csv(out_dir / "pareto.csv", index=False)
     resolution = max(Architecture.from_string(text).resolution for text in table["arch"])
     references = evaluate_references(out_dir, config, latency_source, executor, resolution)
-    plot = plot_pareto(table, references, config.target_ms, out_dir / "pareto.png")
+    plot = plot_pareto(table, front, references, config.target_ms, out_dir / "pareto.png")
     exported = export_model(Architecture.from_string(best.iloc[0]["arch"]), out_dir / "best.tflite", device,
                             latency_source, cache)
     rejected = len(log) - len(table)
