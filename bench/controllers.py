@@ -23,7 +23,7 @@ value): a policy that stops exploring shows it there.  A PNG plots mean regret a
 
     python bench/controllers.py --lut LUT [--budget 1000] [--seeds 10] [--workers 2]
 
-Run from the repo root.  About 20 minutes on 2 idle cores, most of it Optuna's TPE.
+Run from the repo root.  About 45 minutes on 2 cores, most of it Optuna's samplers and PPO.
 """
 
 from __future__ import annotations

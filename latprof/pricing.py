@@ -110,8 +110,8 @@ class Pricer:
         ops = tuple(layer.ops())
         shares = {op: self._share(op) for op in ops}
         missing = tuple(op for op in ops if shares[op] is None)
-        terms = [latency for _, latency, _ in layer_terms(layer, self._layer_rows, self._variant,
-                                                          self.lut.row_latency_us, self._share)]
+        terms = [latency for _, latency, _ in layer_terms(layer, ops, self._layer_rows, self._variant,
+                                                          self.lut.row_latency_us, shares.__getitem__)]
         layer_us = None if None in terms else sum(terms)
         part = self._layers[layer] = _Part(layer_us, sum(v for v in shares.values() if v is not None), missing)
         return part

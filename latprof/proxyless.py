@@ -158,22 +158,25 @@ def keys_variant(keys) -> str:
     return OFA if any(LayerKey.parse(key).variant == OFA for key in keys) else PROXYLESS
 
 
-def layer_terms(layer: LayerSpec, rows: Container[str], variant: str, row_latency_us: Callable[[str], float],
-                op_latency_us: Callable[[OpSpec], float | None]) -> Iterator[tuple[str, float | None, str]]:
-    """One layer's latency terms, ``(key, latency_us or None, source)``: the layer's row when the LUT
+def layer_terms(layer: LayerSpec, ops: tuple[OpSpec, ...], rows: Container[str], variant: str,
+                row_latency_us: Callable[[str], float],
+                op_latency_us: Callable[[OpSpec], float | None]) -> Iterator[tuple[str | OpSpec, float | None, str]]:
+    """One layer's latency terms, ``(what, latency_us or None, source)``: the layer's row (its key) when the LUT
     has its key (``rows``), else its ops' latencies.  A layer the format expresses whose row and ops
     are both missing is one missing term under its layer key when the LUT holds layer rows (that row
-    would complete it), else one per missing op.  The one rule every price of a layer LUT follows."""
-    for key, ops in (layer_parts(layer, variant) if len(rows) else None) or [(None, tuple(layer.ops()))]:
+    would complete it), else one per missing op.  The one rule every price of a layer LUT follows;
+    ``ops`` are the layer's (``layer.ops()``, which its callers hold already), and an op term holds
+    the OpSpec, not its key: building them, and keys most of all, is the slow part of pricing."""
+    for key, group in (layer_parts(layer, variant) if rows else None) or [(None, ops)]:
         if key in rows:
             yield key, row_latency_us(key), "layer row"
             continue
-        latencies = [op_latency_us(op) for op in ops]
+        latencies = [op_latency_us(op) for op in group]
         if key is not None and None in latencies:
             yield key, None, "missing"
             continue
-        for op, latency in zip(ops, latencies):
-            yield op.key, latency, "missing" if latency is None else "lut"
+        for op, latency in zip(group, latencies):
+            yield op, latency, "missing" if latency is None else "lut"
 
 
 def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> Prediction:
@@ -183,8 +186,10 @@ def predict_layers(arch: Architecture, lut: LUT, target: str | None = None) -> P
     variant = keys_variant(rows_index)
     total, missing, rows, count = lut.overhead_us, [], [], 0
     for layer in Network(arch).layers:
-        count += len(layer.ops())
-        for key, latency, source in layer_terms(layer, rows_index, variant, lut.row_latency_us, lut.op_latency_us):
+        ops = tuple(layer.ops())
+        count += len(ops)
+        for what, latency, source in layer_terms(layer, ops, rows_index, variant, lut.row_latency_us, lut.op_latency_us):
+            key = what if isinstance(what, str) else what.key
             if latency is None:
                 missing.append(key)
             else:
