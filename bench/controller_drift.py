@@ -19,7 +19,7 @@ import time
 
 import common
 import numpy as np
-from controllers import SIZES, _init, random_target, scorer
+from controllers import SIZES, Scorer, random_target
 
 from latprof.search.registry import make_controller
 from latprof.search.reward import PRESETS, Reward
@@ -35,8 +35,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
 
-    _init(args.lut)
-    target_ms, started, rows = random_target(), time.monotonic(), []
+    scorer = Scorer(args.lut)
+    target_ms, started, rows = random_target(scorer), time.monotonic(), []
     for preset in PRESETS:
         reward = Reward.preset(preset, target_ms)
         for name in NAMES:
@@ -45,7 +45,7 @@ def main() -> None:
                 controller, ratio = make_controller(name, SIZES, seed), []
                 for _ in range(args.budget):
                     (decisions,) = controller.ask(1)
-                    accuracy, latency = scorer()(tuple(decisions))
+                    accuracy, latency = scorer(tuple(decisions))
                     controller.tell([decisions], [reward(accuracy, latency)])
                     ratio.append(latency / target_ms)
                 ratios.append(ratio)

@@ -84,15 +84,10 @@ def _init(lut_path: str) -> None:
     _scorer = Scorer(lut_path)
 
 
-def scorer() -> Scorer:
-    """This process's scorer (``_init`` made it)."""
-    return _scorer
-
-
-def random_target() -> float:
+def random_target(scorer: Scorer) -> float:
     """T: the 30th percentile of 2,000 random candidates' latency (seed 0), so that the target binds."""
     rng = np.random.default_rng(0)
-    latencies = [_scorer(tuple(int(rng.integers(k)) for k in SIZES))[1] for _ in range(2000)]
+    latencies = [scorer(tuple(int(rng.integers(k)) for k in SIZES))[1] for _ in range(2000)]
     return round(float(np.percentile(latencies, 30)), 3)
 
 
@@ -137,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
 
     _init(args.lut)
-    target_ms = random_target()
+    target_ms = random_target(_scorer)
     tasks = [(name, seed, preset, target_ms, args.budget) for preset in PRESETS for seed in range(args.seeds)
              for name in CONTROLLERS]
     started = time.monotonic()

@@ -210,8 +210,7 @@ class RegularizedEvolution(Controller):
             raise LatprofError("ridge_alpha must be positive")
         self.population_size, self.sample_size = int(population_size), int(sample_size)
         self.candidates, self.ridge_alpha, self.model_window = int(candidates), float(ridge_alpha), int(model_window)
-        self.population: list[tuple[list[int], float]] = []  # oldest first
-        self.recent: list[tuple[list[int], float]] = []  # the last model_window told, oldest first
+        self.history: list[tuple[list[int], float]] = []  # the last told, as many as population or model need
         self.asked: list[list[int]] = []  # every candidate asked, in order
         self._seen = set()
         self._offsets = np.concatenate([[0], np.cumsum(self.choices)[:-1]]).astype(int)
@@ -221,7 +220,7 @@ class RegularizedEvolution(Controller):
         batch = []
         for _ in range(n):
             for _ in range(self.REDRAWS):
-                if len(self.asked) < self.population_size or not self.population:
+                if len(self.asked) < self.population_size or not self.history:
                     child = self.random_candidate()
                 elif score is None:
                     child = self.mutate(self._winner())
@@ -235,18 +234,25 @@ class RegularizedEvolution(Controller):
             batch.append(child)
         return batch
 
+    @property
+    def population(self) -> list[tuple[list[int], float]]:
+        """The living members, oldest first: the last ``population_size`` told."""
+        return self.history[-self.population_size:]
+
     def _winner(self) -> list[int]:
-        contestants = self.rng.integers(0, len(self.population), size=self.sample_size)
-        return self.population[max(contestants, key=lambda i: self.population[i][1])][0]
+        population = self.population
+        contestants = self.rng.integers(0, len(population), size=self.sample_size)
+        return population[max(contestants, key=lambda i: population[i][1])][0]
 
     def _model(self):
         """The ridge model's score of decision lists, or None before two different rewards are told."""
-        rewards = np.array([r for _, r in self.recent])
+        recent = self.history[-self.model_window:]
+        rewards = np.array([r for _, r in recent])
         if len(rewards) < 2 or rewards.std() == 0:
             return None
         from sklearn.linear_model import Ridge
 
-        model = Ridge(alpha=self.ridge_alpha).fit(self._one_hot([d for d, _ in self.recent]),
+        model = Ridge(alpha=self.ridge_alpha).fit(self._one_hot([d for d, _ in recent]),
                                                   (rewards - rewards.mean()) / rewards.std())
         return lambda decisions: model.predict(self._one_hot(decisions))
 
@@ -270,18 +276,13 @@ class RegularizedEvolution(Controller):
         self._seen.add(tuple(decisions))
 
     def _observe(self, index: int, decisions: list[int], reward: float) -> None:
-        self.population.append((decisions, reward))
-        if len(self.population) > self.population_size:
-            self.population.pop(0)
-        self.recent = [*self.recent, (decisions, reward)][-self.model_window:]
+        self.history = [*self.history, (decisions, reward)][-max(self.population_size, self.model_window):]
 
     def _state(self) -> dict:
-        return {"population": [[list(d), r] for d, r in self.population],
-                "recent": [[list(d), r] for d, r in self.recent], "asked": [list(d) for d in self.asked]}
+        return {"history": [[list(d), r] for d, r in self.history], "asked": [list(d) for d in self.asked]}
 
     def _load(self, state: dict) -> None:
-        self.population = [([int(x) for x in d], float(r)) for d, r in state["population"]]
-        self.recent = [([int(x) for x in d], float(r)) for d, r in state["recent"]]
+        self.history = [([int(x) for x in d], float(r)) for d, r in state["history"]]
         self.asked, self._seen = [], set()
         for d in state["asked"]:
             self._remember([int(x) for x in d])
