@@ -467,10 +467,6 @@ class AndroidDevice(Device):
         """Start the job's loop and read its results into ``results`` until it has finished; stop
         when it shows no new result for longer than a model may take (``model_timeout``)."""
         seen, restarts, last_progress = 0, 0, len(results)
-        # The names an earlier loop of this job listed go: a result it listed as failed is measured
-        # again by this loop, and reading it before this loop rewrites it would read the old failure.
-        # The loop lists every model again, those it skips included.
-        self.phone.check(f"rm -f {quote(job + '/done')}", "resetting the job's progress")
         self._start(job)
         changed = time.monotonic()
         while True:
