@@ -1,22 +1,39 @@
 #!/system/bin/sh
 # The measurement loop, run ON the phone as a detached job so that it survives a loose cable.
 #
-# Usage: sh measure.sh JOB_DIR
+# Usage: sh measure.sh JOB_DIR RUN
 # JOB_DIR/config  key=value lines: binary, models (folder of <sha256>.tflite), results (folder of
 #                 <sha256>.txt), lock (the phone's lock folder), mask (hex affinity mask),
 #                 cool_status, cool_timeout, cool_poll, pause
 # JOB_DIR/flags   benchmark_model flags, one per line (everything but --graph)
 # JOB_DIR/models  the models to measure, one sha256 per line
+# RUN             this start's name: its progress goes to JOB_DIR/runs/RUN/ (pid, done, error,
+#                 finished), so a host never mistakes an earlier loop's listing or end for this one's
 #
 # For each model without a result file, or whose only result is a failure (measured again once,
 # marked latprof-retry=1: the phone's low-memory killer or a hot phone can fail a model that
 # runs the next time): wait while the phone throttles, run benchmark_model
 # pinned to the mask, write its output with the conditions before and after to a temporary file,
-# rename it into place, then append the name to JOB_DIR/done.  One loop measures at a time per
+# rename it into place, then append the name to the run's done list (every model of the job is
+# listed once this loop has dealt with it, measured now or before, so the host reads each result
+# only after this loop has retried it if it had to).  One loop measures at a time per
 # phone, whatever its settings or results folder (two benchmark_models at once would slow each
 # other); a model that already has a result file is never measured again, so a restarted job,
 # or another job, finishes the work exactly once.
 job=$1
+run_id=$2
+case $run_id in
+  ''|*[!0-9a-f]*) echo "bad run name: $run_id" >&2; exit 1 ;;
+esac
+run="$job/runs/$run_id"
+
+fail() {  # record why the loop stopped where the host looks for it, then stop
+  echo "$*" > "$run/error.tmp" && mv "$run/error.tmp" "$run/error"
+  echo "$*" >&2
+  exit 1
+}
+
+echo $$ > "$run/pid" || { echo "cannot write to $run: is the phone's storage full?" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
@@ -31,14 +48,7 @@ cool_poll=$(conf cool_poll)
 pause=$(conf pause)
 lock=$(conf lock)
 
-fail() {  # record why the loop stopped where the host looks for it, then stop
-  echo "$*" > "$job/error.tmp" && mv "$job/error.tmp" "$job/error"
-  echo "$*" >&2
-  exit 1
-}
-
-echo $$ > "$job/pid" || fail "cannot write to $job: is the phone's storage full?"
-rm -f "$job/error" "$job/finished"  # a job started again runs to its end again
+rm -f "$job/finished"  # the job runs to its end again: it is not done with until this loop is
 mkdir -p "$results" || fail "cannot create $results"
 [ -n "$lock" ] || fail "$job/config names no lock"
 
@@ -104,6 +114,6 @@ while IFS= read -r name; do
     mv "$tmp" "$result" || fail "cannot rename $tmp"
     [ "$pause" = 0 ] || sleep "$pause"
   fi
-  echo "$name" >> "$job/done" || fail "cannot write $job/done: is the phone's storage full?"
+  echo "$name" >> "$run/done" || fail "cannot write $run/done: is the phone's storage full?"
 done < "$job/models"
-touch "$job/finished"
+touch "$run/finished" "$job/finished"

@@ -489,10 +489,10 @@ def test_one_loop_measures_at_a_time_on_a_phone(logged_phone, stand_in, tiny_mod
     worker, outcome = in_thread(lambda: device(logged_phone, stand_in).measure_models([tiny_model]))
     try:
         deadline = time.monotonic() + 120
-        while not list(root.glob("jobs/*/pid")) and time.monotonic() < deadline:
+        while not list(root.glob("jobs/*/runs/*/pid")) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(3)
-        assert list(root.glob("jobs/*/pid")) and worker.is_alive() and calls(logged_phone) == []
+        assert list(root.glob("jobs/*/runs/*/pid")) and worker.is_alive() and calls(logged_phone) == []
     finally:
         shutil.rmtree(lock)
     worker.join(120)
@@ -515,8 +515,11 @@ def test_a_stale_phone_lock_is_taken_over(logged_phone, stand_in, tiny_model, ow
 
 def test_a_model_that_failed_once_is_measured_again_on_the_re_run(phone_factory, stand_in, op_models):
     """A result of a failed benchmark_model (the low-memory killer's exit 137) is not kept
-    forever: the error says the re-run measures it again, and the re-run does, once."""
-    flaky = phone_factory(env={"BENCHMARK_MODEL_KILLED_ONCE": "/data/local/tmp/killed-once"}).start()
+    forever: the error says the re-run measures it again, and the re-run does, once.  Each model
+    takes 2 s, so the re-run re-attaches to the first run's job while its loop is still on the
+    second model: the first loop's listing of the failure must not be read as the retry's result."""
+    flaky = phone_factory(env={"BENCHMARK_MODEL_KILLED_ONCE": "/data/local/tmp/killed-once",
+                               "BENCHMARK_MODEL_HANG_SECONDS": "2"}).start()
     phone = device(flaky, stand_in)
     with pytest.raises(LatprofError, match=r"exit 137.*measured again once when you re-run the same command"):
         phone.time_isolated(op_models[:2])

@@ -12,8 +12,9 @@ module prepares their input, starts the measurement loop as a detached job and f
   results folder of their own.  A model with a result file is never measured again on that phone
   with those settings, except by ``measure_models``, which times models now into
   ``.../results/fresh/<id>/``, removed once read;
-- ``.../jobs/<id>/``: what one request asked for, and the names finished so far (``done``);
-  removed when the job has finished, kept when it failed so that the same command resumes it.
+- ``.../jobs/<id>/``: what one request asked for; ``runs/<run>/`` of each start of its loop,
+  the names that loop has dealt with (``done``) and how it ended; removed when the job has
+  finished, kept when it failed so that the same command resumes it.
 
 A loose cable does not stop the phone: the host waits for it and goes on following, and a
 killed host re-attaches to the same job when the same command runs again.
@@ -467,10 +468,10 @@ class AndroidDevice(Device):
         """Start the job's loop and read its results into ``results`` until it has finished; stop
         when it shows no new result for longer than a model may take (``model_timeout``)."""
         seen, restarts, last_progress = 0, 0, len(results)
-        self._start(job)
+        run = self._start(job)
         changed = time.monotonic()
         while True:
-            lines = self.phone.check(f"sh {quote(self.scripts + '/status.sh')} {quote(job)} {seen}",
+            lines = self.phone.check(f"sh {quote(self.scripts + '/status.sh')} {quote(job)} {run} {seen}",
                                      "reading the job's progress").splitlines()
             state = lines[-1].removeprefix("state=") if lines and lines[-1].startswith("state=") else "unknown"
             for name in lines[:-1]:
@@ -498,7 +499,7 @@ class AndroidDevice(Device):
                 if restarts > RESTARTS:
                     log = self.phone.shell(f"tail -n 3 {quote(job + '/log')}").stdout.strip().replace("\n", " | ")
                     raise LatprofError(f"phone {self.serial}: the measurement loop keeps stopping ({log or 'no log'})")
-                self._start(job)
+                run, seen = self._start(job), 0
             time.sleep(POLL_SECONDS)
 
     def _push_models(self, models: dict[str, Path]) -> None:
@@ -530,13 +531,17 @@ class AndroidDevice(Device):
                 self.phone.push(files[name].encode(), f"{job}/{name}")
         return job
 
-    def _start(self, job: str) -> None:
-        """Start the loop detached from the adb session (setsid + nohup): it survives a lost cable."""
-        script = quote(self.scripts + "/measure.sh")
-        log, job_q = quote(job + "/log"), quote(job)
-        self.phone.check(f"if command -v setsid >/dev/null 2>&1; then setsid nohup sh {script} {job_q} >>{log} 2>&1 "
-                         f"</dev/null & else nohup sh {script} {job_q} >>{log} 2>&1 </dev/null & fi",
-                         "starting the measurement loop")
+    def _start(self, job: str) -> str:
+        """Start the loop detached from the adb session (setsid + nohup): it survives a lost cable.
+        Returns the run's name: the loop reports under it alone, so a listing or an end left by an
+        earlier loop of the same job (a killed host's, or a failed run's) is never read as this
+        one's, and every result is read after this loop has dealt with it (retried a first failure)."""
+        run = uuid.uuid4().hex[:16]
+        script, folder = quote(self.scripts + "/measure.sh"), quote(f"{job}/runs/{run}")
+        command = f"sh {script} {quote(job)} {run} >>{quote(job + '/log')} 2>&1 </dev/null &"
+        self.phone.check(f"mkdir -p {folder} && if command -v setsid >/dev/null 2>&1; then setsid nohup {command} "
+                         f"else nohup {command} fi", "starting the measurement loop")
+        return run
 
     def _output(self, name: str, results_dir: str, profiling: bool) -> tuple[BenchmarkRun, dict]:
         """Pull and parse one result file, with its conditions (thermal, clocks, battery).  A
