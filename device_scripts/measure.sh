@@ -53,7 +53,10 @@ mkdir -p "$results" || fail "cannot create $results"
 [ -n "$lock" ] || fail "$job/config names no lock"
 
 # Take the phone's lock; wait while another live loop holds it, break it when its owner is gone
-# (or never wrote its pid: a loop killed between taking the lock and naming itself).
+# (or never wrote its pid: a loop killed between taking the lock and naming itself).  While it
+# waits, the run says so (status.sh then shows the owner's progress, so the host does not take a
+# wait behind a long job for a stuck phone); the owner names its run in the lock.
+touch "$run/waiting"
 unnamed=0
 while ! mkdir "$lock" 2>/dev/null; do
   owner=$(cat "$lock/pid" 2>/dev/null)
@@ -65,6 +68,8 @@ while ! mkdir "$lock" 2>/dev/null; do
   fi
 done
 echo $$ > "$lock/pid"
+echo "$run" > "$lock/run"
+rm -f "$run/waiting"
 trap 'rm -rf "$lock"' EXIT
 trap 'exit 1' HUP INT TERM
 

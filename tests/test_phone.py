@@ -294,6 +294,33 @@ def test_in_network_resumes_after_a_killed_host_without_running_anything_twice(l
     assert not jobs(logged_phone)
 
 
+def test_a_re_run_waits_behind_a_killed_hosts_loop_while_that_loop_makes_progress(phone_factory, stand_in, op_models):
+    """A killed host's loop goes on measuring, and the re-run's loop waits for the phone's lock
+    behind it.  What that loop has left takes longer than one model may (5 s here, 2 s a model),
+    but each result it lists is progress: the re-run waits instead of calling the phone stuck, and
+    nothing runs twice."""
+    slow = phone_factory(env={"BENCHMARK_MODEL_CALL_LOG": CALL_LOG, "BENCHMARK_MODEL_HANG_SECONDS": "2"}).start()
+    models = op_models[:5]
+    options = "warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, rounds=1, cool_timeout=0, max_secs=1.0, " \
+              "load_timeout=4"
+    script = ("import sys\nfrom pathlib import Path\nfrom latprof.devices.android import AndroidDevice, PhoneSettings\n"
+              "from latprof.devices.base import DeviceConfig\nserial, binary, *models = sys.argv[1:]\n"
+              f"AndroidDevice(serial, binary, DeviceConfig(method='isolated'), PhoneSettings({options}))"
+              ".time_isolated([Path(m) for m in models])\n")
+    host = subprocess.Popen([sys.executable, "-c", script, slow.serial, str(stand_in), *map(str, models)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not calls(slow) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(host.pid, signal.SIGKILL)
+    host.wait()
+    settings = replace(FAST, cool_timeout=0, max_secs=1.0, load_timeout=4)
+    assert settings.model_timeout == 5.0 and len(calls(slow)) < len(models) - 1
+    timings = device(slow, stand_in, settings=settings).time_isolated(models)
+    assert len(timings) == len(models) and all(t.latency_us > 0 for t in timings)
+    assert sorted(calls(slow)) == sorted(on_phone(path) for path in models)
+
+
 def test_a_run_survives_three_adbd_crashes(logged_phone, stand_in, op_models):
     """adbd dies three times during the run (a loose cable); the job on the phone goes on, the
     host waits for the phone and follows it to the end."""

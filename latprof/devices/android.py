@@ -466,8 +466,9 @@ class AndroidDevice(Device):
     def _poll(self, job: str, models: dict[str, Path], todo: list[str], results_dir: str,
               results: dict[str, Result], progress: Progress, read: Callable[[str, str], Result]) -> None:
         """Start the job's loop and read its results into ``results`` until it has finished; stop
-        when it shows no new result for longer than a model may take (``model_timeout``)."""
-        seen, restarts, last_progress = 0, 0, len(results)
+        when it shows no new result for longer than a model may take (``model_timeout``).  While
+        it waits behind another loop (a killed host's, another job's), that loop's results count."""
+        seen, restarts, last_progress, waiting = 0, 0, len(results), ""
         run = self._start(job)
         changed = time.monotonic()
         while True:
@@ -480,6 +481,8 @@ class AndroidDevice(Device):
                 if name in models and name not in results:
                     results[name] = read(name, results_dir)
             progress(len(results))
+            if state.startswith("waiting:") and state != waiting:
+                waiting, changed = state, time.monotonic()
             if time.monotonic() - changed > self.settings.model_timeout:
                 raise LatprofError(f"phone {self.serial}: no result for {self.settings.model_timeout:.0f} s, longer "
                                    f"than a model may take (job {job}); finished measurements are kept: restart the "
