@@ -110,6 +110,24 @@ def jobs(phone) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
+def kill_host_after_first_call(phone, binary: Path, method: str, models: list[Path], settings: str, call: str) -> None:
+    """Run a host in a process of its own that measures ``models`` on ``phone`` by ``method``
+    (``AndroidDevice(...).CALL`` with ``PhoneSettings(SETTINGS)``), and SIGKILL it once the phone's
+    benchmark_model has started a model: its loop on the phone goes on."""
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from latprof.devices.android import AndroidDevice, PhoneSettings\n"
+              "from latprof.devices.base import DeviceConfig\nfrom latprof.tflite_file import decompose\n"
+              "serial, binary, method, *models = sys.argv[1:]\npaths = [Path(m) for m in models]\n"
+              f"AndroidDevice(serial, binary, DeviceConfig(method=method), PhoneSettings({settings})).{call}\n")
+    host = subprocess.Popen([sys.executable, "-c", script, phone.serial, str(binary), method, *map(str, models)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not calls(phone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(host.pid, signal.SIGKILL)
+    host.wait()
+
+
 def fresh_folders(phone) -> list[Path]:
     folder = phone.device_path("/data/local/tmp/latprof/results/fresh")
     return list(folder.iterdir()) if folder.is_dir() else []
@@ -270,20 +288,8 @@ def test_a_delegate_that_leaves_ops_to_the_cpu_is_never_timed_as_delegated(phone
 
 def test_in_network_resumes_after_a_killed_host_without_running_anything_twice(logged_phone, stand_in, networks,
                                                                                 network_ops):
-    script = ("import sys\nfrom pathlib import Path\n"
-              "from latprof.devices.android import AndroidDevice, PhoneSettings\n"
-              "from latprof.devices.base import DeviceConfig\nfrom latprof.tflite_file import decompose\n"
-              "serial, binary, *models = sys.argv[1:]\npaths = [Path(m) for m in models]\n"
-              "settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0.5)\n"
-              "AndroidDevice(serial, binary, DeviceConfig(), settings).profile_networks(\n"
-              "    paths, [list(decompose(p).ops) for p in paths])\n")
-    host = subprocess.Popen([sys.executable, "-c", script, logged_phone.serial, str(stand_in), *map(str, networks)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not calls(logged_phone) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.killpg(host.pid, signal.SIGKILL)
-    host.wait()
+    kill_host_after_first_call(logged_phone, stand_in, IN_NETWORK, networks, "warmup_runs=1, warmup_min_secs=0, num_runs=3, "
+                               "min_secs=0.5", "profile_networks(paths, [list(decompose(p).ops) for p in paths])")
     assert 1 <= len(calls(logged_phone)) < 2 * len(networks) and jobs(logged_phone)  # the job stays for the re-run
     settings = PhoneSettings(warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0.5)
     profiles, failed = device(logged_phone, stand_in, IN_NETWORK_CONFIG, settings).profile_networks(networks,
@@ -301,19 +307,8 @@ def test_a_re_run_waits_behind_a_killed_hosts_loop_while_that_loop_makes_progres
     nothing runs twice."""
     slow = phone_factory(env={"BENCHMARK_MODEL_CALL_LOG": CALL_LOG, "BENCHMARK_MODEL_HANG_SECONDS": "2"}).start()
     models = op_models[:5]
-    options = "warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, rounds=1, cool_timeout=0, max_secs=1.0, " \
-              "load_timeout=4"
-    script = ("import sys\nfrom pathlib import Path\nfrom latprof.devices.android import AndroidDevice, PhoneSettings\n"
-              "from latprof.devices.base import DeviceConfig\nserial, binary, *models = sys.argv[1:]\n"
-              f"AndroidDevice(serial, binary, DeviceConfig(method='isolated'), PhoneSettings({options}))"
-              ".time_isolated([Path(m) for m in models])\n")
-    host = subprocess.Popen([sys.executable, "-c", script, slow.serial, str(stand_in), *map(str, models)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not calls(slow) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.killpg(host.pid, signal.SIGKILL)
-    host.wait()
+    kill_host_after_first_call(slow, stand_in, ISOLATED, models, "warmup_runs=1, warmup_min_secs=0, num_runs=3, min_secs=0, "
+                               "rounds=1, cool_timeout=0, max_secs=1.0, load_timeout=4", "time_isolated(paths)")
     settings = replace(FAST, cool_timeout=0, max_secs=1.0, load_timeout=4)
     assert settings.model_timeout == 5.0 and len(calls(slow)) < len(models) - 1
     timings = device(slow, stand_in, settings=settings).time_isolated(models)
