@@ -17,9 +17,11 @@ asked one candidate at a time and told its reward at once, on the MnasNet space 
 
 Regret is (R* - best reward found so far) / R*, in percent, where R* is the best reward known: the
 best any run found, improved by coordinate ascent (one decision at a time) until no single change
-helps.  The table gives the mean regret over seeds at each checkpoint, the number of seeds that
-reached R*, and the PPO presets' policy entropy (nats over the 44 decisions; uniform is the first
-value): a policy that stops exploring shows it there.  A PNG plots mean regret against samples.
+helps.  The table gives the mean regret over seeds at each checkpoint and its standard error
+(sem@), the number of seeds that reached R*, and the PPO presets' policy entropy (nats over the 44
+decisions; uniform is the first value): a policy that stops exploring shows it there.  Each claim
+is printed with the margin it holds or fails by and that margin's standard error, since seeds, not
+the machine, are this bench's noise.  A PNG plots mean regret against samples.
 
     python bench/controllers.py --lut LUT [--budget 1000] [--seeds 10] [--workers 2]
 
@@ -140,7 +142,7 @@ def main() -> None:
         results = list(pool.map(run, tasks))
 
     checkpoints = [c for c in CHECKPOINTS if c <= args.budget]
-    table, checks, optima, plot_curves = [], {}, {}, {}
+    table, checks, margins, optima, plot_curves = [], {}, {}, {}, {}
     for preset in PRESETS:
         reward = Reward.preset(preset, target_ms)
 
@@ -161,6 +163,8 @@ def main() -> None:
             plot_curves[(preset, name)] = regret.mean(axis=0)
             row = {"preset": preset, "controller": name}
             row.update({f"regret@{c}_pct": round(float(regret[:, c - 1].mean()), 3) for c in checkpoints})
+            row.update({f"sem@{c}_pct": round(float(regret[:, c - 1].std(ddof=1) / math.sqrt(len(regret))), 3)
+                        for c in checkpoints if len(regret) > 1})
             row["reached_optimum"] = int(sum(np.isclose(curves[:, -1], optimum, rtol=1e-9)))
             for c in checkpoints:
                 values = [r["entropy"][c] for r in mine if c in r["entropy"]]
@@ -170,29 +174,44 @@ def main() -> None:
             rows.append(row)
         table += rows
         preset_checks = _checks(rows, checkpoints)
-        checks.update({f"{preset}: {check}": holds for check, holds in preset_checks.items()})
+        checks.update({f"{preset}: {check}": verdict["holds"] for check, verdict in preset_checks.items()})
+        margins.update({f"{preset}: {check}": {k: v for k, v in verdict.items() if k != "holds"}
+                        for check, verdict in preset_checks.items()})
         common.print_table([{k: v for k, v in row.items() if k != "preset"} for row in rows],
                            title=f"{preset} constraint (T = {target_ms} ms, R* = {optimum:.5f}): mean regret in % over "
                                  f"{args.seeds} seeds")
-        for check, holds in preset_checks.items():
-            print(f"  {'yes' if holds else 'NO '}  {check}")
+        for check, verdict in preset_checks.items():
+            margin = f" (by {verdict['margin_pct']:+.2f} points, standard error {verdict['standard_error_pct']:.2f})" \
+                if "standard_error_pct" in verdict else ""
+            print(f"  {'yes' if verdict['holds'] else 'NO '}  {check}{margin}")
     plot = _plot(plot_curves, args.output.with_suffix(".png"), args.seeds)
     print(f"\nplot: {plot}; {time.monotonic() - started:.0f} s")
     common.write_json(args.output, {**common.context("controllers"), "lut": args.lut, "target_ms": target_ms,
                                     "seeds": args.seeds, "budget": args.budget, "optimum_reward": optima,
-                                    "rows": table, "checks": checks, "plot": str(plot)})
+                                    "rows": table, "checks": checks, "check_margins": margins, "plot": str(plot)})
 
 
-def _checks(rows: list[dict], checkpoints: list[int]) -> dict[str, bool]:
-    """The bench's claims, each true or false in this run."""
+def _checks(rows: list[dict], checkpoints: list[int]) -> dict[str, dict]:
+    """The bench's claims, each true or false in this run, with the margin it holds (or fails) by,
+    in points of regret, and that margin's standard error over seeds: a claim that holds by less
+    than about twice its standard error could go the other way with other seeds."""
     by = {row["controller"]: row for row in rows}
+
+    def verdict(better: str, worse: str, c: int, holds) -> dict:
+        margin = by[worse][f"regret@{c}_pct"] - by[better][f"regret@{c}_pct"]
+        result = {"holds": bool(holds(margin)), "margin_pct": round(margin, 3)}
+        if f"sem@{c}_pct" in by[better]:
+            result["standard_error_pct"] = round(math.hypot(by[better][f"sem@{c}_pct"], by[worse][f"sem@{c}_pct"]), 3)
+        return result
+
     checks = {}
     for c in checkpoints:
-        best_ours = min(by[name][f"regret@{c}_pct"] for name in OURS)
-        checks[f"best of latprof's controllers at least as good as TPE at {c}"] = best_ours <= by["tpe"][f"regret@{c}_pct"]
+        best_ours = min(OURS, key=lambda name: by[name][f"regret@{c}_pct"])  # noqa: B023 (used at once)
+        checks[f"best of latprof's controllers at least as good as TPE at {c}"] = verdict(
+            best_ours, "tpe", c, lambda margin: margin >= 0)
         if c >= 200:
             for name in OURS:
-                checks[f"{name} better than random at {c}"] = by[name][f"regret@{c}_pct"] < by["random"][f"regret@{c}_pct"]
+                checks[f"{name} better than random at {c}"] = verdict(name, "random", c, lambda margin: margin > 0)
     return checks
 
 
