@@ -142,7 +142,7 @@ def main() -> None:
         results = list(pool.map(run, tasks))
 
     checkpoints = [c for c in CHECKPOINTS if c <= args.budget]
-    table, checks, margins, optima, plot_curves = [], {}, {}, {}, {}
+    table, checks, optima, plot_curves = [], [], {}, {}
     for preset in PRESETS:
         reward = Reward.preset(preset, target_ms)
 
@@ -174,9 +174,7 @@ def main() -> None:
             rows.append(row)
         table += rows
         preset_checks = _checks(rows, checkpoints)
-        checks.update({f"{preset}: {check}": verdict["holds"] for check, verdict in preset_checks.items()})
-        margins.update({f"{preset}: {check}": {k: v for k, v in verdict.items() if k != "holds"}
-                        for check, verdict in preset_checks.items()})
+        checks += [{"preset": preset, "check": check, **verdict} for check, verdict in preset_checks.items()]
         common.print_table([{k: v for k, v in row.items() if k != "preset"} for row in rows],
                            title=f"{preset} constraint (T = {target_ms} ms, R* = {optimum:.5f}): mean regret in % over "
                                  f"{args.seeds} seeds")
@@ -188,7 +186,7 @@ def main() -> None:
     print(f"\nplot: {plot}; {time.monotonic() - started:.0f} s")
     common.write_json(args.output, {**common.context("controllers"), "lut": args.lut, "target_ms": target_ms,
                                     "seeds": args.seeds, "budget": args.budget, "optimum_reward": optima,
-                                    "rows": table, "checks": checks, "check_margins": margins, "plot": str(plot)})
+                                    "rows": table, "checks": checks, "plot": str(plot)})
 
 
 def _checks(rows: list[dict], checkpoints: list[int]) -> dict[str, dict]:
