@@ -472,7 +472,7 @@ class AndroidDevice(Device):
         run = self._start(job)
         changed = time.monotonic()
         while True:
-            lines = self.phone.check(f"sh {quote(self.scripts + '/status.sh')} {quote(job)} {run} {seen}",
+            lines = self.phone.check(f"sh {quote(self.scripts + '/status.sh')} {quote(job)} {quote(run)} {seen}",
                                      "reading the job's progress").splitlines()
             state = lines[-1].removeprefix("state=") if lines and lines[-1].startswith("state=") else "unknown"
             for name in lines[:-1]:
@@ -541,7 +541,7 @@ class AndroidDevice(Device):
         one's, and every result is read after this loop has dealt with it (retried a first failure)."""
         run = uuid.uuid4().hex[:16]
         script, folder = quote(self.scripts + "/measure.sh"), quote(f"{job}/runs/{run}")
-        command = f"sh {script} {quote(job)} {run} >>{quote(job + '/log')} 2>&1 </dev/null &"
+        command = f"sh {script} {quote(job)} {quote(run)} >>{quote(job + '/log')} 2>&1 </dev/null &"
         self.phone.check(f"mkdir -p {folder} && if command -v setsid >/dev/null 2>&1; then setsid nohup {command} "
                          f"else nohup {command} fi", "starting the measurement loop")
         return run
