@@ -19,9 +19,8 @@ import time
 
 import common
 import numpy as np
-from controllers import SIZES, Scorer, random_target
+from controllers import Scorer, random_target, samples
 
-from latprof.search.registry import make_controller
 from latprof.search.reward import PRESETS, Reward
 
 NAMES = ("random", "ppo", "ppo-tuned", "evolution", "evolution-guided")
@@ -40,16 +39,8 @@ def main() -> None:
     for preset in PRESETS:
         reward = Reward.preset(preset, target_ms)
         for name in NAMES:
-            ratios = []
-            for seed in range(args.seeds):
-                controller, ratio = make_controller(name, SIZES, seed), []
-                for _ in range(args.budget):
-                    (decisions,) = controller.ask(1)
-                    accuracy, latency = scorer(tuple(decisions))
-                    controller.tell([decisions], [reward(accuracy, latency)])
-                    ratio.append(latency / target_ms)
-                ratios.append(ratio)
-            ratios = np.array(ratios)
+            ratios = np.array([[latency / target_ms for _, _, latency, _ in samples(name, seed, reward, scorer, args.budget)]
+                               for seed in range(args.seeds)])
             for start in range(0, args.budget, WINDOW):
                 window = ratios[:, start:start + WINDOW]
                 rows.append({"preset": preset, "controller": name, "samples": f"{start + 1}-{start + window.shape[1]}",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -93,17 +94,25 @@ def random_target(scorer: Scorer) -> float:
     return round(float(np.percentile(latencies, 30)), 3)
 
 
+def samples(name: str, seed: int, reward: Reward, scorer: Scorer, budget: int) -> Iterator[tuple]:
+    """One search by the registry's controller ``name``, asked and told one candidate at a time for
+    ``budget`` samples: yields ``(controller, decisions, latency_ms, reward)`` after each tell."""
+    options = {"objective": "reward"} if name == "nsga2" else {}  # NSGA-II optimises the reward here
+    controller = make_controller(name, SIZES, seed, **options)
+    for _ in range(budget):
+        (decisions,) = controller.ask(1)
+        accuracy, latency = scorer(tuple(decisions))
+        value = reward(accuracy, latency)
+        controller.tell([decisions], [value])
+        yield controller, decisions, latency, value
+
+
 def run(task: tuple) -> dict:
     """One controller, one seed, one preset: the best reward after each sample, and PPO's entropy."""
     name, seed, preset, target_ms, budget = task
-    reward = Reward.preset(preset, target_ms)
-    options = {"objective": "reward"} if name == "nsga2" else {}
-    controller = make_controller(name, SIZES, seed, **options)
     best, best_decisions, curve, entropy, started = -math.inf, None, [], {}, time.process_time()
-    for step in range(1, budget + 1):
-        (decisions,) = controller.ask(1)
-        value = reward(*_scorer(tuple(decisions)))
-        controller.tell([decisions], [value])
+    search = samples(name, seed, Reward.preset(preset, target_ms), _scorer, budget)
+    for step, (controller, decisions, _, value) in enumerate(search, 1):
         if value > best:
             best, best_decisions = value, decisions
         curve.append(best)
